@@ -1,0 +1,78 @@
+// dln: a thin CLI over the library (train, demo, gemm-peak).
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "dln/core/blas.hpp"
+#include "dln/io/files.hpp"
+#include "dln/run/run_dir.hpp"
+
+namespace {
+
+int train_command(const std::string& config_path, const std::vector<std::string>& sets,
+                  const std::string& out, bool quiet) {
+  dln::Config config = dln::load_config(config_path, sets);
+  dln::io::ensure_writable_directory(out);  // fail before training, not after
+  dln::ProgressBar bar(config.stop.max_iters);
+  std::vector<dln::Callback*> callbacks;
+  if (!quiet && isatty(STDERR_FILENO)) callbacks.push_back(&bar);
+  dln::RunResult result = dln::run(config, callbacks);
+  dln::write_run_directory(out, result);
+  if (!quiet) std::printf("%s\n", result.summary.BriefReport().c_str());
+  return result.summary.termination == dln::Termination::kDiverged ? 3 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dln: deep linear neural networks - train, diagnose, reproduce"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("dln ") + DLN_VERSION);
+
+  auto* train = app.add_subcommand("train", "Train a deep linear network from a TOML config");
+  std::string config_path, out;
+  std::vector<std::string> sets;
+  bool quiet = false;
+  train->add_option("--config", config_path, "TOML config file")->required();
+  train->add_option("--set", sets, "Override a key: section.key=value (repeatable)");
+  train->add_option("--out", out, "Run directory to write")->required();
+  train->add_flag("--quiet,-q", quiet, "No progress bar or report");
+
+  auto* demo = app.add_subcommand("demo", "Depth 1, 2, 3 on a synthetic rank-5 completion problem");
+  demo->add_flag("--quiet,-q", quiet, "No progress output");
+
+  auto* peak = app.add_subcommand("gemm-peak", "Measure the DGEMM rate of the BLAS dln uses");
+  int size = 1000, threads = 2, repeats = 5;
+  peak->add_option("--size", size, "Matrix size")->check(CLI::Range(1, 20000));
+  peak->add_option("--threads", threads, "BLAS threads")->check(CLI::Range(1, 1024));
+  peak->add_option("--repeats", repeats, "Best of this many")->check(CLI::Range(1, 1000));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (*train) return train_command(config_path, sets, out, quiet);
+    if (*demo) return dln::cli::demo(quiet);
+    if (*peak) {
+      dln::blas::set_threads(threads);
+      const double g = dln::blas::measure_dgemm_gflops(size, repeats);
+      std::printf("{\"size\":%d,\"threads\":%d,\"gflops\":%.3f,\"corename\":\"%s\"}\n", size,
+                  threads, g, dln::blas::corename().c_str());
+      return 0;
+    }
+  } catch (const dln::Error& e) {
+    std::fprintf(stderr, "dln: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dln: internal error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,43 @@
+// The run configuration: TOML file + `--set section.key=value` overrides -> validated structs.
+// Key names are a public contract (docs/config.md); unknown keys are errors.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "dln/init/initializers.hpp"
+#include "dln/optimizers/train.hpp"
+#include "dln/problems/problem.hpp"
+
+namespace dln {
+
+struct NetworkConfig {
+  int depth = 3;
+  Index width = 0;            // all hidden widths; 0 = max(rows, cols)
+  std::vector<Index> widths;  // d_1..d_{n-1}, overrides width
+  InitOptions init;
+};
+
+struct Config {
+  ProblemConfig problem;
+  NetworkConfig network;
+  OptimizerOptions optimizer;
+  StopOptions stop;
+  RecordOptions record;
+  int threads = 2;  // [run] threads: BLAS threads
+
+  // d_0 .. d_n of the network for this problem.
+  std::vector<Index> dims() const;
+  // Throws Error naming the first invalid key.
+  void validate() const;
+  // The resolved config (every key, defaults filled in) as TOML text.
+  std::string to_toml() const;
+};
+
+// Parses TOML text (`source` names it in errors: "<source>: line L: ..."), applies overrides
+// ("section.key=value", value parsed as TOML, bare words taken as strings), validates.
+Config parse_config(const std::string& toml_text, const std::string& source,
+                    const std::vector<std::string>& overrides = {});
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+}  // namespace dln

@@ -1,0 +1,39 @@
+#include "dln/core/blas.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "dln/core/rng.hpp"
+
+extern "C" {
+void openblas_set_num_threads(int);
+int openblas_get_num_threads(void);
+char* openblas_get_corename(void);
+char* openblas_get_config(void);
+}
+
+namespace dln::blas {
+
+void set_threads(int t) { openblas_set_num_threads(std::max(1, t)); }
+int threads() { return openblas_get_num_threads(); }
+std::string corename() { return openblas_get_corename(); }
+std::string config() { return openblas_get_config(); }
+
+double measure_dgemm_gflops(int size, int repeats) {
+  Rng rng(1);
+  const Mat a = rng.gaussian(size, size, 1.0);
+  const Mat b = rng.gaussian(size, size, 1.0);
+  Mat c(size, size);
+  c.noalias() = a * b;  // warm-up
+  double best = 1e300;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    c.noalias() = a * b;
+    const auto t1 = std::chrono::steady_clock::now();
+    best = std::min(best, std::chrono::duration<double>(t1 - t0).count());
+  }
+  const double flops = 2.0 * size * double(size) * size;
+  return flops / best * 1e-9;
+}
+
+}  // namespace dln::blas

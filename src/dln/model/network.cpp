@@ -1,0 +1,166 @@
+#include "dln/model/network.hpp"
+
+#include <fmt/format.h>
+
+namespace dln {
+
+void validate_dims(const std::vector<Index>& dims) {
+  if (dims.size() < 2) throw Error("network.depth: must be >= 1");
+  for (std::size_t j = 0; j < dims.size(); ++j)
+    if (dims[j] <= 0) throw Error(fmt::format("network: dimension d_{} must be > 0, got {}", j, dims[j]));
+}
+
+std::vector<Index> dims_of(const Factors& w) {
+  std::vector<Index> d;
+  if (w.empty()) return d;
+  d.push_back(w[0].cols());
+  for (const auto& m : w) d.push_back(m.rows());
+  return d;
+}
+
+Mat end_to_end(const Factors& w) {
+  Mat e = w.at(0);
+  for (std::size_t j = 1; j < w.size(); ++j) {
+    Mat next(w[j].rows(), e.cols());
+    next.noalias() = w[j] * e;
+    e.swap(next);
+  }
+  return e;
+}
+
+Objective::Objective(std::vector<Index> dims, const Loss& loss)
+    : dims_(std::move(dims)), loss_(loss), completion_(loss.as_completion()) {
+  validate_dims(dims_);
+  const int n = depth();
+  if (dims_.front() != loss.cols() || dims_.back() != loss.rows())
+    throw Error(fmt::format("network: end-to-end shape {}x{} does not match the problem's {}x{}",
+                            dims_.back(), dims_.front(), loss.rows(), loss.cols()));
+  auto d = [&](int j) { return dims_[static_cast<std::size_t>(j)]; };
+  prefix_.resize(static_cast<std::size_t>(n) + 1);
+  suffix_.resize(static_cast<std::size_t>(n) + 1);
+  scratch_.resize(static_cast<std::size_t>(n) + 1);
+  for (int j = 2; j <= n; ++j) prefix_[j].setZero(d(j), d(0));
+  for (int j = 1; j < n; ++j) suffix_[j].setZero(d(j), d(n));
+  for (int j = 1; j <= n; ++j) {
+    if (completion_)
+      scratch_[j].setZero(d(j - 1), d(n));  // W_{j-1:1} G^T
+    else
+      scratch_[j].setZero(d(j), d(0));  // W_{n:j+1}^T G
+  }
+  e2e_.setZero(d(n), d(0));
+  grad_loss_.setZero(d(n), d(0));
+  if (completion_) residual_.setZero(completion_->size());
+}
+
+Factors Objective::make_like() const {
+  Factors g;
+  for (int j = 1; j <= depth(); ++j) g.emplace_back(Mat::Zero(dims_[j], dims_[j - 1]));
+  return g;
+}
+
+double Objective::gemm_flops() const {
+  const int n = depth();
+  auto d = [&](int j) { return static_cast<double>(dims_[static_cast<std::size_t>(j)]); };
+  double f = 0.0;
+  if (completion_) {
+    for (int j = 2; j < n; ++j) f += 2 * d(j) * d(j - 1) * d(0);      // prefix W_{j:1}
+    for (int j = n - 2; j >= 1; --j) f += 2 * d(j) * d(j + 1) * d(n);  // suffix
+    for (int j = 2; j < n; ++j) f += 2 * d(j) * d(n) * d(j - 1);       // middle gradients
+  } else {
+    for (int j = 2; j <= n; ++j) f += 2 * d(j) * d(j - 1) * d(0);
+    for (int j = n - 2; j >= 1; --j) f += 2 * d(j) * d(j + 1) * d(n);
+    if (n >= 2) f += 2 * d(1) * d(n) * d(0) + 2 * d(n) * d(0) * d(n - 1);
+    for (int j = 2; j < n; ++j) f += 2 * d(j) * d(n) * d(0) + 2 * d(j) * d(0) * d(j - 1);
+  }
+  return f;
+}
+
+// prefix_[j] = W_j W_{j-1:1} for j = 2..upto (W_{1:1} = W_1 is read in place).
+void Objective::compute_prefix(const Factors& w, int upto) {
+  for (int j = 2; j <= upto; ++j) {
+    const Mat& prev = (j == 2) ? w[0] : prefix_[j - 1];
+    prefix_[j].noalias() = w[j - 1] * prev;
+  }
+}
+
+// suffix_[j] = W_{n:j+1}^T = W_{j+1}^T W_{n:j+2}^T for j = n-1..1.
+void Objective::compute_suffix(const Factors& w) {
+  const int n = depth();
+  if (n < 2) return;
+  suffix_[n - 1] = w[n - 1].transpose();
+  for (int j = n - 2; j >= 1; --j) suffix_[j].noalias() = w[j].transpose() * suffix_[j + 1];
+}
+
+double Objective::evaluate_with_gradient(const Factors& w, Factors& grads) {
+  return completion_ ? completion_step(w, grads) : dense_step(w, grads);
+}
+
+double Objective::evaluate(const Factors& w) {
+  if (depth() == 1) return loss_.value(w[0]);
+  compute_prefix(w, depth());
+  return loss_.value(prefix_[depth()]);
+}
+
+double Objective::completion_step(const Factors& w, Factors& grads) {
+  const int n = depth();
+  const auto& rows = completion_->obs_rows();
+  const auto& cols = completion_->obs_cols();
+  const auto& vals = completion_->obs_values();
+  const double coef = completion_->coef();
+  const std::size_t m = vals.size();
+
+  // Residuals W_{n:1}[r, c] - b = <W_{n:2}^T e_r, W_1 e_c>, without forming W_{n:1}.
+  double sum_sq = 0.0;
+  if (n == 1) {
+    for (std::size_t i = 0; i < m; ++i) residual_[i] = w[0](rows[i], cols[i]) - vals[i];
+  } else {
+    compute_suffix(w);
+    compute_prefix(w, n - 1);
+    const Mat& s1 = suffix_[1];
+    for (std::size_t i = 0; i < m; ++i)
+      residual_[i] = s1.col(rows[i]).dot(w[0].col(cols[i])) - vals[i];
+  }
+  sum_sq = residual_.squaredNorm();
+  residual_ *= coef;  // now the non-zeros g_i of grad l
+
+  if (n == 1) {
+    grads[0].setZero();
+    for (std::size_t i = 0; i < m; ++i) grads[0](rows[i], cols[i]) += residual_[i];
+    return 0.5 * coef * sum_sq;
+  }
+  // j = 1: W_{n:2}^T G, column c += g * (W_{n:2}^T) e_r.
+  grads[0].setZero();
+  for (std::size_t i = 0; i < m; ++i) grads[0].col(cols[i]) += residual_[i] * suffix_[1].col(rows[i]);
+  // j = 2..n: T_j = W_{j-1:1} G^T (d_{j-1} x d_n), then W_{n:j+1}^T T_j^T.
+  for (int j = 2; j <= n; ++j) {
+    const Mat& p = (j == 2) ? w[0] : prefix_[j - 1];
+    Mat& t = scratch_[j];
+    t.setZero();
+    for (std::size_t i = 0; i < m; ++i) t.col(rows[i]) += residual_[i] * p.col(cols[i]);
+    if (j == n)
+      grads[n - 1] = t.transpose();
+    else
+      grads[j - 1].noalias() = suffix_[j] * t.transpose();
+  }
+  return 0.5 * coef * sum_sq;
+}
+
+double Objective::dense_step(const Factors& w, Factors& grads) {
+  const int n = depth();
+  if (n == 1) return loss_.value_and_gradient(w[0], grads[0]);
+  compute_prefix(w, n);
+  compute_suffix(w);
+  const double value = loss_.value_and_gradient(prefix_[n], grad_loss_);
+  const Mat& g = grad_loss_;
+  grads[0].noalias() = suffix_[1] * g;                               // W_{n:2}^T G
+  const Mat& before_n = (n == 2) ? w[0] : prefix_[n - 1];
+  grads[n - 1].noalias() = g * before_n.transpose();  // G W_{n-1:1}^T
+  for (int j = 2; j < n; ++j) {
+    scratch_[j].noalias() = suffix_[j] * g;                          // W_{n:j+1}^T G
+    const Mat& p = (j == 2) ? w[0] : prefix_[j - 1];
+    grads[j - 1].noalias() = scratch_[j] * p.transpose();            // ... W_{j-1:1}^T
+  }
+  return value;
+}
+
+}  // namespace dln

@@ -1,0 +1,58 @@
+// The linear neural network x -> W_n ... W_1 x (Section 1) and its overparameterized objective
+// phi(W_1, ..., W_n) = l(W_n ... W_1) (Eq. 1).
+#pragma once
+
+#include <vector>
+
+#include "dln/core/types.hpp"
+#include "dln/losses/loss.hpp"
+
+namespace dln {
+
+// Factors W_1..W_n stored at index 0..n-1; W_j has shape d_j x d_{j-1}.
+using Factors = std::vector<Mat>;
+
+// dims = {d_0, d_1, ..., d_n}; throws Error when a size is <= 0 or depth < 1.
+void validate_dims(const std::vector<Index>& dims);
+std::vector<Index> dims_of(const Factors& w);
+
+// Definition 2: W_{n:1} = W_n W_{n-1} ... W_1.
+Mat end_to_end(const Factors& w);
+
+// phi and its gradient for every factor (proof of Lemma 1):
+//   d phi / d W_j = W_{n:j+1}^T grad l(W_{n:1}) W_{j-1:1}^T,
+// from prefix products W_{j:1} and transposed suffix products W_{n:j+1}^T, all preallocated:
+// evaluate() performs no heap allocation. For completion losses the gradient of l is kept sparse
+// and W_{n:1} is never formed (3(n-2) dense GEMMs per step for n >= 2).
+class Objective {
+ public:
+  Objective(std::vector<Index> dims, const Loss& loss);
+  const std::vector<Index>& dims() const { return dims_; }
+  int depth() const { return static_cast<int>(dims_.size()) - 1; }
+  const Loss& loss() const { return loss_; }
+
+  // Returns phi(W); fills grads (preallocated with the factors' shapes by make_like()).
+  double evaluate_with_gradient(const Factors& w, Factors& grads);
+  double evaluate(const Factors& w);
+  // Zero matrices shaped like the factors.
+  Factors make_like() const;
+  // Dense GEMM flops of one evaluate_with_gradient (for benchmarks).
+  double gemm_flops() const;
+
+ private:
+  double completion_step(const Factors& w, Factors& grads);
+  double dense_step(const Factors& w, Factors& grads);
+  void compute_prefix(const Factors& w, int upto);
+  void compute_suffix(const Factors& w);
+
+  std::vector<Index> dims_;
+  const Loss& loss_;
+  const CompletionLoss* completion_;
+  Factors prefix_;   // prefix_[j] = W_{j:1}, j = 2..n (index j)
+  Factors suffix_;   // suffix_[j] = W_{n:j+1}^T (d_j x d_n), j = 1..n-1
+  Factors scratch_;  // per-layer temporaries
+  Mat e2e_, grad_loss_;
+  Vec residual_;
+};
+
+}  // namespace dln

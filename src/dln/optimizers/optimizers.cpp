@@ -1,0 +1,141 @@
+#include <cmath>
+
+#include "dln/optimizers/optimizer.hpp"
+
+namespace dln {
+
+OptimizerKind parse_optimizer(const std::string& s) {
+  if (s == "gd") return OptimizerKind::kGd;
+  if (s == "group_rmsprop") return OptimizerKind::kGroupRmsprop;
+  if (s == "momentum") return OptimizerKind::kMomentum;
+  if (s == "adam") return OptimizerKind::kAdam;
+  throw Error("optimizer.name: expected one of gd, group_rmsprop, momentum, adam; got \"" + s +
+              "\"");
+}
+
+std::string to_string(OptimizerKind k) {
+  switch (k) {
+    case OptimizerKind::kGd: return "gd";
+    case OptimizerKind::kGroupRmsprop: return "group_rmsprop";
+    case OptimizerKind::kMomentum: return "momentum";
+    case OptimizerKind::kAdam: return "adam";
+  }
+  return "?";
+}
+
+double OptimizerOptions::resolved_eps() const {
+  if (eps >= 0) return eps;
+  return kind == OptimizerKind::kAdam ? 1e-8 : 1e-4;
+}
+
+bool OptimizerOptions::IsValid(std::string* error) const {
+  auto fail = [&](const char* msg) {
+    if (error) *error = msg;
+    return false;
+  };
+  if (!std::isfinite(lr) || lr <= 0) return fail("optimizer.lr: must be finite and > 0");
+  if (!(momentum >= 0 && momentum < 1)) return fail("optimizer.momentum: must be in [0, 1)");
+  if (!(alpha >= 0 && alpha < 1)) return fail("optimizer.alpha: must be in [0, 1)");
+  if (!std::isfinite(eps) || (eps < 0 && eps != -1)) return fail("optimizer.eps: must be >= 0");
+  if (!(beta1 >= 0 && beta1 < 1)) return fail("optimizer.beta1: must be in [0, 1)");
+  if (!(beta2 >= 0 && beta2 < 1)) return fail("optimizer.beta2: must be in [0, 1)");
+  return true;
+}
+
+namespace {
+
+class GradientDescent final : public Optimizer {
+ public:
+  explicit GradientDescent(double lr) : lr_(lr) {}
+  void step(Factors& w, const Factors& g) override {
+    for (std::size_t j = 0; j < w.size(); ++j) w[j] -= lr_ * g[j];
+  }
+
+ private:
+  double lr_;
+};
+
+// Heavy ball: v <- mu v + g; W <- W - lr v.
+class Momentum final : public Optimizer {
+ public:
+  Momentum(const OptimizerOptions& o, const Factors& shape) : lr_(o.lr), mu_(o.momentum) {
+    for (const auto& m : shape) v_.emplace_back(Mat::Zero(m.rows(), m.cols()));
+  }
+  void step(Factors& w, const Factors& g) override {
+    for (std::size_t j = 0; j < w.size(); ++j) {
+      v_[j] = mu_ * v_[j] + g[j];
+      w[j] -= lr_ * v_[j];
+    }
+  }
+
+ private:
+  double lr_, mu_;
+  Factors v_;
+};
+
+// One running average of the squared norm of the whole gradient, shared by all layers:
+// s <- alpha s + (1 - alpha) sum_j ||g_j||^2; v = sqrt(s / (1 - alpha^t)) + eps; W_j -= lr/v g_j.
+class GroupRmsprop final : public Optimizer {
+ public:
+  explicit GroupRmsprop(const OptimizerOptions& o)
+      : lr_(o.lr), alpha_(o.alpha), eps_(o.resolved_eps()), bias_correction_(o.bias_correction) {}
+  void step(Factors& w, const Factors& g) override {
+    double sq = 0.0;
+    for (const auto& gj : g) sq += gj.squaredNorm();
+    ++t_;
+    s_ = alpha_ * s_ + (1 - alpha_) * sq;
+    alpha_pow_ *= alpha_;
+    const double s_hat = bias_correction_ ? s_ / (1 - alpha_pow_) : s_;
+    const double rate = lr_ / (std::sqrt(s_hat) + eps_);
+    for (std::size_t j = 0; j < w.size(); ++j) w[j] -= rate * g[j];
+  }
+
+ private:
+  double lr_, alpha_, eps_;
+  bool bias_correction_;
+  double s_ = 0.0, alpha_pow_ = 1.0;
+  long t_ = 0;
+};
+
+// Adam (Kingma & Ba 2015), per entry, bias-corrected.
+class Adam final : public Optimizer {
+ public:
+  Adam(const OptimizerOptions& o, const Factors& shape)
+      : lr_(o.lr), b1_(o.beta1), b2_(o.beta2), eps_(o.resolved_eps()) {
+    for (const auto& m : shape) {
+      m_.emplace_back(Mat::Zero(m.rows(), m.cols()));
+      v_.emplace_back(Mat::Zero(m.rows(), m.cols()));
+    }
+  }
+  void step(Factors& w, const Factors& g) override {
+    b1_pow_ *= b1_;
+    b2_pow_ *= b2_;
+    const double c1 = 1 - b1_pow_, c2 = 1 - b2_pow_;
+    for (std::size_t j = 0; j < w.size(); ++j) {
+      m_[j] = b1_ * m_[j] + (1 - b1_) * g[j];
+      v_[j] = b2_ * v_[j] + (1 - b2_) * g[j].cwiseProduct(g[j]);
+      w[j].array() -= lr_ * (m_[j].array() / c1) / ((v_[j].array() / c2).sqrt() + eps_);
+    }
+  }
+
+ private:
+  double lr_, b1_, b2_, eps_;
+  double b1_pow_ = 1.0, b2_pow_ = 1.0;
+  Factors m_, v_;
+};
+
+}  // namespace
+
+std::unique_ptr<Optimizer> Optimizer::create(const OptimizerOptions& o, const Factors& shape) {
+  std::string err;
+  if (!o.IsValid(&err)) throw Error(err);
+  switch (o.kind) {
+    case OptimizerKind::kGd: return std::make_unique<GradientDescent>(o.lr);
+    case OptimizerKind::kMomentum: return std::make_unique<Momentum>(o, shape);
+    case OptimizerKind::kGroupRmsprop: return std::make_unique<GroupRmsprop>(o);
+    case OptimizerKind::kAdam: return std::make_unique<Adam>(o, shape);
+  }
+  return nullptr;
+}
+
+}  // namespace dln

@@ -1,0 +1,248 @@
+#include "dln/problems/problem.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <unordered_set>
+
+#include "dln/core/rng.hpp"
+#include "dln/io/npy.hpp"
+
+namespace dln {
+
+namespace {
+
+const char* const kKinds[] = {"completion", "sensing", "regression", "lp_regression", "logistic"};
+
+Mat scaled_low_rank(Rng& rng, Index rows, Index cols, Index rank) {
+  const Mat u = rng.gaussian(rows, rank, 1.0);
+  const Mat v = rng.gaussian(cols, rank, 1.0);
+  Mat w = u * v.transpose();
+  const double norm = w.norm();
+  if (norm > 0) w *= std::sqrt(static_cast<double>(rows) * static_cast<double>(cols)) / norm;
+  return w;
+}
+
+std::string path_in(const std::string& dir, const char* name) {
+  return (std::filesystem::path(dir) / name).string();
+}
+
+}  // namespace
+
+bool ProblemConfig::from_files() const {
+  return !observations_file.empty() || !sensing_file.empty() || !measurements_file.empty() ||
+         !x_file.empty() || !y_file.empty() || !labels_file.empty();
+}
+
+void ProblemConfig::validate() const {
+  if (std::find(std::begin(kKinds), std::end(kKinds), kind) == std::end(kKinds))
+    throw Error(fmt::format(
+        "problem.kind: expected one of completion, sensing, regression, lp_regression, logistic; "
+        "got \"{}\"",
+        kind));
+  if (rows <= 0) throw Error(fmt::format("problem.rows: must be > 0, got {}", rows));
+  if (cols <= 0) throw Error(fmt::format("problem.cols: must be > 0, got {}", cols));
+  parse_reduction(reduction);
+  if (kind == "lp_regression" && (p < 2 || p % 2 != 0))
+    throw Error(fmt::format("problem.p: must be an even integer >= 2, got {}", p));
+  if (!std::isfinite(noise) || noise < 0) throw Error("problem.noise: must be finite and >= 0");
+  if (!std::isfinite(sensing_std) || sensing_std < 0)
+    throw Error("problem.sensing_std: must be finite and >= 0");
+  if (from_files()) return;
+  if (rank <= 0) throw Error(fmt::format("problem.rank: must be > 0, got {}", rank));
+  if (rank > std::min(rows, cols))
+    throw Error(fmt::format("problem.rank: {} exceeds min(rows, cols) = {}", rank,
+                            std::min(rows, cols)));
+  if (kind == "completion" || kind == "sensing") {
+    if (observations <= 0)
+      throw Error(fmt::format("problem.observations: must be > 0, got {}", observations));
+    if (kind == "completion" && observations > rows * cols)
+      throw Error(fmt::format("problem.observations: {} exceeds the {} entries of a {}x{} matrix",
+                              observations, rows * cols, rows, cols));
+  } else if (samples <= 0) {
+    throw Error(fmt::format("problem.samples: must be > 0, got {}", samples));
+  }
+}
+
+Mat low_rank_ground_truth(Index rows, Index cols, Index rank, std::uint64_t seed) {
+  Rng rng(seed);
+  return scaled_low_rank(rng, rows, cols, rank);
+}
+
+std::vector<std::pair<Index, Index>> sample_entries(Index rows, Index cols, Index m,
+                                                    std::uint64_t seed) {
+  Rng rng(seed);
+  const auto total = static_cast<std::uint64_t>(rows) * static_cast<std::uint64_t>(cols);
+  std::unordered_set<std::uint64_t> chosen;
+  chosen.reserve(static_cast<std::size_t>(m) * 2);
+  // Floyd's algorithm: a uniform m-subset of [0, total).
+  for (std::uint64_t j = total - static_cast<std::uint64_t>(m); j < total; ++j) {
+    const std::uint64_t t = rng.below(j + 1);
+    if (!chosen.insert(t).second) chosen.insert(j);
+  }
+  std::vector<std::uint64_t> flat(chosen.begin(), chosen.end());
+  std::sort(flat.begin(), flat.end());  // flat = col * rows + row: sorted by (col, row)
+  std::vector<std::pair<Index, Index>> out;
+  out.reserve(flat.size());
+  for (auto f : flat)
+    out.emplace_back(static_cast<Index>(f % static_cast<std::uint64_t>(rows)),
+                     static_cast<Index>(f / static_cast<std::uint64_t>(rows)));
+  return out;
+}
+
+namespace {
+
+void make_completion(const ProblemConfig& c, Problem& p, Rng& rng) {
+  if (!c.observations_file.empty()) {
+    p.observations = io::read_observations_csv(c.observations_file, c.rows, c.cols);
+  } else {
+    p.ground_truth = scaled_low_rank(rng, c.rows, c.cols, c.rank);
+    for (auto [r, col] : sample_entries(c.rows, c.cols, c.observations, rng.below(UINT64_MAX)))
+      p.observations.push_back({r, col, (*p.ground_truth)(r, col)});
+  }
+  std::vector<Index> r, cc;
+  std::vector<double> b;
+  for (const auto& o : p.observations) {
+    r.push_back(o.row);
+    cc.push_back(o.col);
+    b.push_back(o.value);
+  }
+  p.loss = std::make_unique<CompletionLoss>(c.rows, c.cols, std::move(r), std::move(cc),
+                                            std::move(b), parse_reduction(c.reduction));
+}
+
+void make_sensing(const ProblemConfig& c, Problem& p, Rng& rng) {
+  const Index d = c.rows * c.cols;
+  if (c.from_files()) {
+    if (c.sensing_file.empty() || c.measurements_file.empty())
+      throw Error("problem.sensing_file: sensing from files needs sensing_file and measurements_file");
+    const io::NpyArray a = io::read_npy(c.sensing_file);
+    const bool shape_ok = (a.shape.size() == 3 && a.shape[1] == c.rows && a.shape[2] == c.cols) ||
+                          (a.shape.size() == 2 && a.shape[1] == d);
+    if (!shape_ok)
+      throw Error(fmt::format("{}: expected shape (m, {}, {}) for the sensing matrices",
+                              c.sensing_file, c.rows, c.cols));
+    const Index m = a.shape[0];
+    p.sensing_a.resize(m, d);
+    // C order [i][r][c] -> row i, column-first vec index c*rows + r.
+    for (Index i = 0; i < m; ++i)
+      for (Index r = 0; r < c.rows; ++r)
+        for (Index col = 0; col < c.cols; ++col)
+          p.sensing_a(i, col * c.rows + r) =
+              a.data[static_cast<std::size_t>((i * c.rows + r) * c.cols + col)];
+    const Mat b = io::read_npy_matrix(c.measurements_file);
+    if (b.cols() != 1 || b.rows() != m)
+      throw Error(fmt::format("{}: expected {} measurements", c.measurements_file, m));
+    p.sensing_b = b.col(0);
+  } else {
+    p.ground_truth = scaled_low_rank(rng, c.rows, c.cols, c.rank);
+    const double std = c.sensing_std > 0 ? c.sensing_std : 1.0 / std::sqrt(static_cast<double>(d));
+    p.sensing_a = rng.gaussian(c.observations, d, std);
+    const Eigen::Map<const Vec> vw(p.ground_truth->data(), d);
+    p.sensing_b = p.sensing_a * vw;
+  }
+  p.loss = std::make_unique<SensingLoss>(c.rows, c.cols, p.sensing_a, p.sensing_b,
+                                         parse_reduction(c.reduction));
+}
+
+void make_regression(const ProblemConfig& c, Problem& p, Rng& rng) {
+  const bool logistic = c.kind == "logistic";
+  if (c.from_files()) {
+    if (c.x_file.empty()) throw Error("problem.x_file: required for " + c.kind + " from files");
+    p.x = io::read_npy_matrix(c.x_file);
+    if (p.x.rows() != c.cols)
+      throw Error(fmt::format("{}: expected {} rows (problem.cols = d_0), got {}", c.x_file, c.cols,
+                              p.x.rows()));
+    if (logistic) {
+      if (c.labels_file.empty()) throw Error("problem.labels_file: required for logistic from files");
+      const Mat l = io::read_npy_matrix(c.labels_file);
+      if (l.cols() != 1 || l.rows() != p.x.cols())
+        throw Error(fmt::format("{}: expected {} labels", c.labels_file, p.x.cols()));
+      for (Index i = 0; i < l.rows(); ++i) {
+        const double v = l(i, 0);
+        if (v != std::floor(v) || v < 0 || v >= static_cast<double>(c.rows))
+          throw Error(fmt::format("{}: label {} at index {} is not an integer in [0, {})",
+                                  c.labels_file, v, i, c.rows));
+        p.labels.push_back(static_cast<Index>(v));
+      }
+    } else {
+      if (c.y_file.empty()) throw Error("problem.y_file: required for " + c.kind + " from files");
+      p.y = io::read_npy_matrix(c.y_file);
+      if (p.y.rows() != c.rows || p.y.cols() != p.x.cols())
+        throw Error(fmt::format("{}: expected shape {}x{}", c.y_file, c.rows, p.x.cols()));
+    }
+  } else {
+    p.ground_truth = scaled_low_rank(rng, c.rows, c.cols, c.rank);
+    p.x = rng.gaussian(c.cols, c.samples, 1.0);
+    if (logistic) {
+      const Mat z = *p.ground_truth * p.x;
+      for (Index i = 0; i < z.cols(); ++i) {
+        Index best = 0;
+        z.col(i).maxCoeff(&best);
+        p.labels.push_back(best);
+      }
+    } else {
+      p.y = *p.ground_truth * p.x;
+      if (c.noise > 0) p.y += rng.gaussian(c.rows, c.samples, c.noise);
+    }
+  }
+  if (logistic)
+    p.loss = std::make_unique<LogisticLoss>(p.x, p.labels, c.rows);
+  else if (c.kind == "lp_regression")
+    p.loss = std::make_unique<LpRegressionLoss>(p.x, p.y, c.p);
+  else
+    p.loss = std::make_unique<SquareRegressionLoss>(p.x, p.y);
+}
+
+}  // namespace
+
+Problem make_problem(const ProblemConfig& c) {
+  c.validate();
+  Problem p;
+  p.kind = c.kind;
+  p.rows = c.rows;
+  p.cols = c.cols;
+  Rng rng(c.seed);
+  if (c.kind == "completion")
+    make_completion(c, p, rng);
+  else if (c.kind == "sensing")
+    make_sensing(c, p, rng);
+  else
+    make_regression(c, p, rng);
+  if (!c.ground_truth_file.empty()) {
+    Mat g = io::read_npy_matrix(c.ground_truth_file);
+    if (g.rows() != c.rows || g.cols() != c.cols)
+      throw Error(fmt::format("{}: expected shape {}x{}, got {}x{}", c.ground_truth_file, c.rows,
+                              c.cols, g.rows(), g.cols()));
+    p.ground_truth = std::move(g);
+  }
+  return p;
+}
+
+void save_problem_data(const Problem& p, const std::string& dir) {
+  io::ensure_writable_directory(dir);
+  if (p.kind == "completion") io::write_observations_csv(path_in(dir, "observations.csv"), p.observations);
+  if (p.kind == "sensing") {
+    const Index m = p.sensing_a.rows();
+    std::vector<double> c_order(static_cast<std::size_t>(p.sensing_a.size()));
+    for (Index i = 0; i < m; ++i)
+      for (Index r = 0; r < p.rows; ++r)
+        for (Index col = 0; col < p.cols; ++col)
+          c_order[static_cast<std::size_t>((i * p.rows + r) * p.cols + col)] =
+              p.sensing_a(i, col * p.rows + r);
+    io::write_npy(path_in(dir, "sensing_A.npy"), {m, p.rows, p.cols}, c_order);
+    io::write_npy(path_in(dir, "sensing_b.npy"),
+                  std::vector<double>(p.sensing_b.data(), p.sensing_b.data() + p.sensing_b.size()));
+  }
+  if (p.x.size()) io::write_npy(path_in(dir, "X.npy"), p.x);
+  if (p.y.size()) io::write_npy(path_in(dir, "Y.npy"), p.y);
+  if (!p.labels.empty()) {
+    std::vector<double> l(p.labels.begin(), p.labels.end());
+    io::write_npy(path_in(dir, "labels.npy"), l);
+  }
+  if (p.ground_truth) io::write_npy(path_in(dir, "ground_truth.npy"), *p.ground_truth);
+}
+
+}  // namespace dln

@@ -1,0 +1,140 @@
+#include "dln/run/run_dir.hpp"
+
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "dln/core/blas.hpp"
+#include "dln/io/npy.hpp"
+
+namespace dln {
+
+namespace fs = std::filesystem;
+
+long peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss * 1024L;
+}
+
+RunResult run(const Config& config, const std::vector<Callback*>& callbacks) {
+  config.validate();
+  blas::set_threads(config.threads);
+  RunResult r;
+  r.config = config;
+  r.problem = make_problem(config.problem);
+  const auto dims = config.dims();
+  r.init = initialize(dims, config.network.init);
+  r.factors = r.init;
+  Objective objective(dims, *r.problem.loss);
+  r.gemm_flops_per_step = objective.gemm_flops();
+  auto optimizer = Optimizer::create(config.optimizer, r.factors);
+  const Mat* truth = r.problem.ground_truth ? &*r.problem.ground_truth : nullptr;
+  r.summary = train(objective, r.factors, *optimizer, config.stop, config.record, truth, callbacks);
+  r.end_to_end = end_to_end(r.factors);
+  return r;
+}
+
+namespace {
+
+std::string num(double v) { return fmt::format("{:.17g}", v); }
+
+std::string history_csv(const RunResult& r) {
+  const bool truth = r.problem.ground_truth.has_value();
+  std::string out =
+      "iteration,loss,grad_norm,unbalancedness,fro_norm,nuclear_norm,spectral_norm,effective_rank";
+  if (truth) out += ",recon_mse,recon_rel_error";
+  out += ",seconds\n";
+  for (const auto& h : r.summary.history) {
+    out += fmt::format("{},{},{},{},{},{},{},{}", h.iteration, num(h.loss), num(h.grad_norm),
+                       num(h.unbalancedness), num(h.metrics.fro_norm), num(h.metrics.nuclear_norm),
+                       num(h.metrics.spectral_norm), num(h.metrics.effective_rank));
+    if (truth)
+      out += fmt::format(",{},{}", num(h.metrics.recon_mse.value_or(0)),
+                         num(h.metrics.recon_rel_error.value_or(0)));
+    out += fmt::format(",{}\n", num(h.seconds));
+  }
+  return out;
+}
+
+std::string singular_values_csv(const RunResult& r) {
+  Index k = 0;
+  for (const auto& h : r.summary.history) k = std::max(k, h.metrics.singular_values.size());
+  std::string out = "iteration";
+  for (Index i = 1; i <= k; ++i) out += fmt::format(",s{}", i);
+  out += "\n";
+  for (const auto& h : r.summary.history) {
+    out += std::to_string(h.iteration);
+    for (Index i = 0; i < k; ++i) {
+      out += ',';
+      if (i < h.metrics.singular_values.size()) out += num(h.metrics.singular_values[i]);
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+void write_factors(const std::string& dir, const Factors& w) {
+  io::ensure_writable_directory(dir);
+  for (std::size_t j = 0; j < w.size(); ++j)
+    io::write_npy((fs::path(dir) / fmt::format("W{}.npy", j + 1)).string(), w[j]);
+}
+
+}  // namespace
+
+std::string summary_json(const RunResult& r) {
+  using nlohmann::json;
+  const auto& s = r.summary;
+  json j;
+  j["version"] = DLN_VERSION;
+  j["termination"] = to_string(s.termination);
+  j["message"] = s.message;
+  j["iterations"] = s.iterations;
+  j["final_loss"] = s.final_loss;
+  j["wall_seconds"] = s.wall_seconds;
+  j["record_seconds"] = s.record_seconds;
+  j["seconds_per_step"] =
+      s.iterations > 0 ? (s.wall_seconds - s.record_seconds) / static_cast<double>(s.iterations) : 0.0;
+  j["gemm_flops_per_step"] = r.gemm_flops_per_step;
+  j["peak_rss_bytes"] = peak_rss_bytes();
+  j["dims"] = r.config.dims();
+  Index params = 0;
+  for (const auto& w : r.factors) params += w.size();
+  j["parameters"] = params;
+  j["loss"] = r.problem.loss->name();
+  j["reduction"] = r.config.problem.reduction;
+  j["blas"] = {{"corename", blas::corename()}, {"config", blas::config()}, {"threads", blas::threads()}};
+  if (!s.history.empty()) {
+    const auto& h = s.history.back();
+    json f;
+    f["loss"] = h.loss;
+    f["grad_norm"] = h.grad_norm;
+    f["unbalancedness"] = h.unbalancedness;
+    f["fro_norm"] = h.metrics.fro_norm;
+    f["nuclear_norm"] = h.metrics.nuclear_norm;
+    f["spectral_norm"] = h.metrics.spectral_norm;
+    f["effective_rank"] = h.metrics.effective_rank;
+    if (h.metrics.recon_mse) f["recon_mse"] = *h.metrics.recon_mse;
+    if (h.metrics.recon_rel_error) f["recon_rel_error"] = *h.metrics.recon_rel_error;
+    j["final"] = f;
+  }
+  return j.dump(2) + "\n";
+}
+
+void write_run_directory(const std::string& dir, const RunResult& r) {
+  io::ensure_writable_directory(dir);
+  const fs::path d(dir);
+  write_factors((d / "init").string(), r.init);
+  write_factors((d / "factors").string(), r.factors);
+  save_problem_data(r.problem, (d / "data").string());
+  io::write_npy((d / "end_to_end.npy").string(), r.end_to_end);
+  io::write_file_atomic((d / "history.csv").string(), history_csv(r));
+  io::write_file_atomic((d / "singular_values.csv").string(), singular_values_csv(r));
+  io::write_file_atomic((d / "config.toml").string(), r.config.to_toml());
+  // summary.json last: its presence marks a complete run directory.
+  io::write_file_atomic((d / "summary.json").string(), summary_json(r));
+}
+
+}  // namespace dln

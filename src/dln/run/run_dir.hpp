@@ -1,0 +1,33 @@
+// A whole run from a Config, and the run directory that lets anyone replay it.
+#pragma once
+
+#include <string>
+
+#include "dln/config/config.hpp"
+
+namespace dln {
+
+struct RunResult {
+  Config config;
+  Problem problem;
+  Factors init;     // W_1(0)..W_n(0)
+  Factors factors;  // final factors
+  Mat end_to_end;   // W_{n:1} of the final factors
+  Summary summary;
+  double gemm_flops_per_step = 0;
+};
+
+// Builds the problem and the network from the config and trains (BLAS threads = config.threads).
+RunResult run(const Config& config, const std::vector<Callback*>& callbacks = {});
+
+// Writes the run directory (docs/run-directory.md): config.toml, summary.json, history.csv,
+// singular_values.csv, end_to_end.npy, init/W*.npy, factors/W*.npy, data/*. Every file atomically.
+void write_run_directory(const std::string& dir, const RunResult& result);
+
+// summary.json as text.
+std::string summary_json(const RunResult& result);
+
+// Peak resident set size of this process in bytes.
+long peak_rss_bytes();
+
+}  // namespace dln
