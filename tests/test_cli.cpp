@@ -34,7 +34,8 @@ Result run_dln(const std::string& args) {
   const char* bin = std::getenv("DLN_BIN");
   EXPECT_NE(bin, nullptr) << "DLN_BIN must point at the dln binary";
   const fs::path err = scratch() / "stderr.txt";
-  const std::string cmd = std::string(bin ? bin : "dln") + " " + args + " >/dev/null 2>" + err.string();
+  const std::string cmd =
+      std::string(bin ? bin : "dln") + " " + args + " >/dev/null 2>" + err.string();
   const int status = std::system(cmd.c_str());
   std::ifstream in(err);
   std::string text((std::istreambuf_iterator<char>(in)), {});
@@ -92,10 +93,11 @@ TEST(Cli, TrainWritesTheRunDirectory) {
   // Same config, same seed -> bit-identical end-to-end matrix; replaying from the written
   // config + init/ as files gives the same numbers too.
   const fs::path out2 = scratch() / "run_replay";
-  const Result r2 = run_dln("train --quiet --config " + (out / "config.toml").string() +
-                            " --set network.init=file --set network.init_path=" +
-                            (out / "init").string() + " --set problem.observations_file=" +
-                            (out / "data/observations.csv").string() + " --out " + out2.string());
+  const Result r2 =
+      run_dln("train --quiet --config " + (out / "config.toml").string() +
+              " --set network.init=file --set network.init_path=" + (out / "init").string() +
+              " --set problem.observations_file=" + (out / "data/observations.csv").string() +
+              " --out " + out2.string());
   ASSERT_EQ(r2.code, 0) << r2.err;
   const dln::Mat again = dln::io::read_npy_matrix((out2 / "end_to_end.npy").string());
   EXPECT_EQ((again - e2e).norm(), 0.0);
@@ -104,7 +106,8 @@ TEST(Cli, TrainWritesTheRunDirectory) {
 TEST(Cli, BadInputsGiveOneLineAndNonZeroExit) {
   const fs::path cfg = scratch() / "base.toml";
   write(cfg, kConfig);
-  const std::string c = "train --quiet --config " + cfg.string() + " --out " + (scratch() / "r").string();
+  const std::string c =
+      "train --quiet --config " + cfg.string() + " --out " + (scratch() / "r").string();
   expect_fails_with(c + " --set network.depth=0", "network.depth: must be >= 1, got 0");
   expect_fails_with(c + " --set problem.shape=3", "problem.shape: unknown key");
   expect_fails_with(c + " --set problem.rank=10", "problem.rank: 10 exceeds min(rows, cols) = 9");
@@ -113,7 +116,8 @@ TEST(Cli, BadInputsGiveOneLineAndNonZeroExit) {
 
   const fs::path bad_toml = scratch() / "bad.toml";
   write(bad_toml, "[problem\nrows = 3\n");
-  const Result r = run_dln("train --config " + bad_toml.string() + " --out " + (scratch() / "r").string());
+  const Result r =
+      run_dln("train --config " + bad_toml.string() + " --out " + (scratch() / "r").string());
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err.rfind("dln: error: " + bad_toml.string() + ": line 1: ", 0), 0u) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);
@@ -136,7 +140,8 @@ TEST(Cli, BadInputsGiveOneLineAndNonZeroExit) {
 
   const fs::path file = scratch() / "plain_file";
   write(file, "x");
-  const Result r3 = run_dln("train --quiet --config " + cfg.string() + " --out " + (file / "sub").string());
+  const Result r3 =
+      run_dln("train --quiet --config " + cfg.string() + " --out " + (file / "sub").string());
   EXPECT_EQ(r3.code, 2);
   EXPECT_NE(r3.err.find((file / "sub").string()), std::string::npos) << r3.err;
 }
@@ -144,8 +149,8 @@ TEST(Cli, BadInputsGiveOneLineAndNonZeroExit) {
 TEST(Cli, DivergenceExitsWithItsOwnCode) {
   const fs::path cfg = scratch() / "div.toml", out = scratch() / "run_div";
   write(cfg, kConfig);
-  const Result r = run_dln("train --quiet --config " + cfg.string() + " --set optimizer.lr=1e6 --out " +
-                           out.string());
+  const Result r = run_dln("train --quiet --config " + cfg.string() +
+                           " --set optimizer.lr=1e6 --out " + out.string());
   EXPECT_EQ(r.code, 3);
   auto summary = nlohmann::json::parse(std::ifstream(out / "summary.json"));
   EXPECT_EQ(summary["termination"], "diverged");

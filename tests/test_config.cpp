@@ -63,12 +63,14 @@ TEST(Config, BadInputsNameTheField) {
   expect_error([] { with({"problem.rows=-4"}); }, "problem.rows: must be > 0, got -4");
   expect_error([] { with({"problem.cols=0"}); }, "problem.cols: must be > 0, got 0");
   expect_error([] { with({"network.width=-1"}); }, "network.width: must be > 0, got -1");
-  expect_error([] { with({"problem.rank=25"}); },
-               "problem.rank: 25 exceeds min(rows, cols) = 24");
+  expect_error([] { with({"problem.rank=25"}); }, "problem.rank: 25 exceeds min(rows, cols) = 24");
   expect_error([] { with({"problem.observations=721"}); },
                "problem.observations: 721 exceeds the 720 entries of a 30x24 matrix");
-  expect_error([] { with({"problem.kind=lp_regression", "problem.p=3"}); },
-               "problem.p: must be an even integer >= 2, got 3");
+  expect_error(
+      [] {
+        with({"problem.kind=lp_regression", "problem.p=3"});
+      },
+      "problem.p: must be an even integer >= 2, got 3");
   expect_error([] { with({"problem.kind=foo"}); },
                "problem.kind: expected one of completion, sensing, regression, lp_regression, "
                "logistic; got \"foo\"");

@@ -89,14 +89,14 @@ TEST_P(GradientTest, MatchesCentralDifferences) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllLosses, GradientTest,
-    ::testing::Combine(::testing::Values("completion", "sensing", "regression", "lp_regression",
-                                         "logistic"),
-                       ::testing::Values(1, 2, 3, 4)),
-    [](const auto& param_info) {
-      return std::get<0>(param_info.param) + "_depth" + std::to_string(std::get<1>(param_info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(AllLosses, GradientTest,
+                         ::testing::Combine(::testing::Values("completion", "sensing", "regression",
+                                                              "lp_regression", "logistic"),
+                                            ::testing::Values(1, 2, 3, 4)),
+                         [](const auto& param_info) {
+                           return std::get<0>(param_info.param) + "_depth" +
+                                  std::to_string(std::get<1>(param_info.param));
+                         });
 
 TEST(Gradient, CompletionSparsePathEqualsDensePath) {
   ProblemConfig c = small("completion");

@@ -132,7 +132,8 @@ double unbalancedness_drift(double eta, int steps) {
   io.seed = 9;
   Factors w = initialize(dims, io);
   std::vector<Mat> d0;
-  for (int j = 0; j + 1 < 3; ++j) d0.push_back(w[j + 1].transpose() * w[j + 1] - w[j] * w[j].transpose());
+  for (int j = 0; j + 1 < 3; ++j)
+    d0.push_back(w[j + 1].transpose() * w[j + 1] - w[j] * w[j].transpose());
   OptimizerOptions o;
   o.lr = eta;
   auto opt = Optimizer::create(o, w);
@@ -143,7 +144,8 @@ double unbalancedness_drift(double eta, int steps) {
   train(obj, w, *opt, stop, rec, nullptr);
   double drift = 0.0;
   for (int j = 0; j + 1 < 3; ++j)
-    drift = std::max(drift, (w[j + 1].transpose() * w[j + 1] - w[j] * w[j].transpose() - d0[j]).norm());
+    drift =
+        std::max(drift, (w[j + 1].transpose() * w[j + 1] - w[j] * w[j].transpose() - d0[j]).norm());
   return drift;
 }
 

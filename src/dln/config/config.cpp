@@ -1,11 +1,11 @@
 #include "dln/config/config.hpp"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "dln/io/files.hpp"
 
@@ -211,8 +211,10 @@ std::vector<Index> Config::dims() const {
 
 void Config::validate() const {
   problem.validate();
-  if (network.depth < 1) throw Error(fmt::format("network.depth: must be >= 1, got {}", network.depth));
-  if (network.width < 0) throw Error(fmt::format("network.width: must be > 0, got {}", network.width));
+  if (network.depth < 1)
+    throw Error(fmt::format("network.depth: must be >= 1, got {}", network.depth));
+  if (network.width < 0)
+    throw Error(fmt::format("network.width: must be > 0, got {}", network.width));
   if (!network.widths.empty()) {
     if (static_cast<int>(network.widths.size()) != network.depth - 1)
       throw Error(fmt::format("network.widths: expected depth - 1 = {} hidden widths, got {}",

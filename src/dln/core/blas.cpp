@@ -11,8 +11,22 @@ int openblas_get_num_threads(void);
 char* openblas_get_corename(void);
 char* openblas_get_config(void);
 }
+// dgemm_ itself is declared by Eigen's blas.h (EIGEN_USE_BLAS).
 
 namespace dln::blas {
+
+void gemm(const Mat& a, bool trans_a, const Mat& b, bool trans_b, Mat& c, double alpha,
+          double beta) {
+  const int m = static_cast<int>(c.rows()), n = static_cast<int>(c.cols());
+  const int k = static_cast<int>(trans_a ? a.rows() : a.cols());
+  eigen_assert((trans_a ? a.cols() : a.rows()) == m && (trans_b ? b.rows() : b.cols()) == n &&
+               (trans_b ? b.cols() : b.rows()) == k);
+  if (m == 0 || n == 0) return;
+  const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
+  const int lda = std::max(1, static_cast<int>(a.rows())),
+            ldb = std::max(1, static_cast<int>(b.rows()));
+  dgemm_(&ta, &tb, &m, &n, &k, &alpha, a.data(), &lda, b.data(), &ldb, &beta, c.data(), &m);
+}
 
 void set_threads(int t) { openblas_set_num_threads(std::max(1, t)); }
 int threads() { return openblas_get_num_threads(); }

@@ -3,7 +3,14 @@
 
 #include <string>
 
+#include "dln/core/types.hpp"
+
 namespace dln::blas {
+
+// C = alpha op(A) op(B) + beta C through dgemm (no Eigen temporaries, no zero-fill pass);
+// C must already have the result's shape.
+void gemm(const Mat& a, bool trans_a, const Mat& b, bool trans_b, Mat& c, double alpha = 1.0,
+          double beta = 0.0);
 
 void set_threads(int threads);
 int threads();

@@ -12,8 +12,8 @@ namespace dln {
 class Rng {
  public:
   explicit Rng(std::uint64_t seed) : engine_(seed) {}
-  double uniform();                    // in [0, 1)
-  double normal();                     // N(0, 1), Box-Muller
+  double uniform();                      // in [0, 1)
+  double normal();                       // N(0, 1), Box-Muller
   std::uint64_t below(std::uint64_t n);  // uniform integer in [0, n)
   Mat gaussian(Index rows, Index cols, double stddev);
 

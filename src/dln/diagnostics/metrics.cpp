@@ -22,10 +22,10 @@ Vec singular_values(const Mat& m) {
   if (k == 0) return s;
   Mat a = m;  // dgesdd overwrites its input
   Vec u_unused(1), vt_unused(1);
-  const lapack_int info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'N', static_cast<lapack_int>(a.rows()),
-                                         static_cast<lapack_int>(a.cols()), a.data(),
-                                         static_cast<lapack_int>(a.rows()), s.data(),
-                                         u_unused.data(), 1, vt_unused.data(), 1);
+  const lapack_int info =
+      LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'N', static_cast<lapack_int>(a.rows()),
+                     static_cast<lapack_int>(a.cols()), a.data(), static_cast<lapack_int>(a.rows()),
+                     s.data(), u_unused.data(), 1, vt_unused.data(), 1);
   if (info != 0) s.setConstant(std::numeric_limits<double>::quiet_NaN());
   return s;
 }

@@ -17,17 +17,23 @@ InitKind parse_init(const std::string& s) {
   if (s == "identity") return InitKind::kIdentity;
   if (s == "orthogonal") return InitKind::kOrthogonal;
   if (s == "file") return InitKind::kFile;
-  throw Error("network.init: expected one of gaussian, balanced, identity, orthogonal, file; got \"" +
-              s + "\"");
+  throw Error(
+      "network.init: expected one of gaussian, balanced, identity, orthogonal, file; got \"" + s +
+      "\"");
 }
 
 std::string to_string(InitKind k) {
   switch (k) {
-    case InitKind::kGaussian: return "gaussian";
-    case InitKind::kBalanced: return "balanced";
-    case InitKind::kIdentity: return "identity";
-    case InitKind::kOrthogonal: return "orthogonal";
-    case InitKind::kFile: return "file";
+    case InitKind::kGaussian:
+      return "gaussian";
+    case InitKind::kBalanced:
+      return "balanced";
+    case InitKind::kIdentity:
+      return "identity";
+    case InitKind::kOrthogonal:
+      return "orthogonal";
+    case InitKind::kFile:
+      return "file";
   }
   return "?";
 }

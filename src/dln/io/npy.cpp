@@ -1,7 +1,5 @@
 #include "dln/io/npy.hpp"
 
-#include "dln/io/files.hpp"
-
 #include <fmt/format.h>
 
 #include <bit>
@@ -13,6 +11,8 @@
 #include <initializer_list>
 #include <limits>
 #include <string_view>
+
+#include "dln/io/files.hpp"
 
 namespace dln::io {
 

@@ -98,7 +98,8 @@ double SquareRegressionLoss::value_and_gradient(const Mat& w, Mat& g) const {
 }
 
 // ---- l_p regression ----
-LpRegressionLoss::LpRegressionLoss(Mat x, Mat y, int p) : x_(std::move(x)), y_(std::move(y)), p_(p) {
+LpRegressionLoss::LpRegressionLoss(Mat x, Mat y, int p)
+    : x_(std::move(x)), y_(std::move(y)), p_(p) {
   if (p_ < 2 || p_ % 2 != 0) throw Error("problem.p: must be an even integer >= 2");
   if (x_.cols() != y_.cols()) throw Error("lp regression loss: X and Y differ in sample count");
   if (x_.cols() == 0) throw Error("problem.samples: no samples");

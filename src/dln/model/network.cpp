@@ -2,12 +2,16 @@
 
 #include <fmt/format.h>
 
+#include "dln/core/blas.hpp"
+#include "dln/model/sparse_kernels.hpp"
+
 namespace dln {
 
 void validate_dims(const std::vector<Index>& dims) {
   if (dims.size() < 2) throw Error("network.depth: must be >= 1");
   for (std::size_t j = 0; j < dims.size(); ++j)
-    if (dims[j] <= 0) throw Error(fmt::format("network: dimension d_{} must be > 0, got {}", j, dims[j]));
+    if (dims[j] <= 0)
+      throw Error(fmt::format("network: dimension d_{} must be > 0, got {}", j, dims[j]));
 }
 
 std::vector<Index> dims_of(const Factors& w) {
@@ -63,7 +67,7 @@ double Objective::gemm_flops() const {
   auto d = [&](int j) { return static_cast<double>(dims_[static_cast<std::size_t>(j)]); };
   double f = 0.0;
   if (completion_) {
-    for (int j = 2; j < n; ++j) f += 2 * d(j) * d(j - 1) * d(0);      // prefix W_{j:1}
+    for (int j = 2; j < n; ++j) f += 2 * d(j) * d(j - 1) * d(0);       // prefix W_{j:1}
     for (int j = n - 2; j >= 1; --j) f += 2 * d(j) * d(j + 1) * d(n);  // suffix
     for (int j = 2; j < n; ++j) f += 2 * d(j) * d(n) * d(j - 1);       // middle gradients
   } else {
@@ -79,7 +83,7 @@ double Objective::gemm_flops() const {
 void Objective::compute_prefix(const Factors& w, int upto) {
   for (int j = 2; j <= upto; ++j) {
     const Mat& prev = (j == 2) ? w[0] : prefix_[j - 1];
-    prefix_[j].noalias() = w[j - 1] * prev;
+    blas::gemm(w[j - 1], false, prev, false, prefix_[j]);
   }
 }
 
@@ -88,7 +92,7 @@ void Objective::compute_suffix(const Factors& w) {
   const int n = depth();
   if (n < 2) return;
   suffix_[n - 1] = w[n - 1].transpose();
-  for (int j = n - 2; j >= 1; --j) suffix_[j].noalias() = w[j].transpose() * suffix_[j + 1];
+  for (int j = n - 2; j >= 1; --j) blas::gemm(w[j], true, suffix_[j + 1], false, suffix_[j]);
 }
 
 double Objective::evaluate_with_gradient(const Factors& w, Factors& grads) {
@@ -110,37 +114,34 @@ double Objective::completion_step(const Factors& w, Factors& grads) {
   const std::size_t m = vals.size();
 
   // Residuals W_{n:1}[r, c] - b = <W_{n:2}^T e_r, W_1 e_c>, without forming W_{n:1}.
-  double sum_sq = 0.0;
+  const Index mi = static_cast<Index>(m);
+  double* res = residual_.data();
   if (n == 1) {
-    for (std::size_t i = 0; i < m; ++i) residual_[i] = w[0](rows[i], cols[i]) - vals[i];
+    for (std::size_t i = 0; i < m; ++i) res[i] = w[0](rows[i], cols[i]) - vals[i];
   } else {
     compute_suffix(w);
     compute_prefix(w, n - 1);
-    const Mat& s1 = suffix_[1];
-    for (std::size_t i = 0; i < m; ++i)
-      residual_[i] = s1.col(rows[i]).dot(w[0].col(cols[i])) - vals[i];
+    sparse::residuals(suffix_[1], w[0], rows.data(), cols.data(), vals.data(), mi, res);
   }
-  sum_sq = residual_.squaredNorm();
+  const double sum_sq = residual_.squaredNorm();
   residual_ *= coef;  // now the non-zeros g_i of grad l
 
   if (n == 1) {
     grads[0].setZero();
-    for (std::size_t i = 0; i < m; ++i) grads[0](rows[i], cols[i]) += residual_[i];
+    for (std::size_t i = 0; i < m; ++i) grads[0](rows[i], cols[i]) += res[i];
     return 0.5 * coef * sum_sq;
   }
   // j = 1: W_{n:2}^T G, column c += g * (W_{n:2}^T) e_r.
-  grads[0].setZero();
-  for (std::size_t i = 0; i < m; ++i) grads[0].col(cols[i]) += residual_[i] * suffix_[1].col(rows[i]);
+  sparse::scatter_columns(grads[0], suffix_[1], cols.data(), rows.data(), res, mi);
   // j = 2..n: T_j = W_{j-1:1} G^T (d_{j-1} x d_n), then W_{n:j+1}^T T_j^T.
   for (int j = 2; j <= n; ++j) {
     const Mat& p = (j == 2) ? w[0] : prefix_[j - 1];
     Mat& t = scratch_[j];
-    t.setZero();
-    for (std::size_t i = 0; i < m; ++i) t.col(rows[i]) += residual_[i] * p.col(cols[i]);
+    sparse::scatter_columns(t, p, rows.data(), cols.data(), res, mi);
     if (j == n)
       grads[n - 1] = t.transpose();
     else
-      grads[j - 1].noalias() = suffix_[j] * t.transpose();
+      blas::gemm(suffix_[j], false, t, true, grads[j - 1]);
   }
   return 0.5 * coef * sum_sq;
 }
@@ -152,13 +153,13 @@ double Objective::dense_step(const Factors& w, Factors& grads) {
   compute_suffix(w);
   const double value = loss_.value_and_gradient(prefix_[n], grad_loss_);
   const Mat& g = grad_loss_;
-  grads[0].noalias() = suffix_[1] * g;                               // W_{n:2}^T G
+  blas::gemm(suffix_[1], false, g, false, grads[0]);  // W_{n:2}^T G
   const Mat& before_n = (n == 2) ? w[0] : prefix_[n - 1];
-  grads[n - 1].noalias() = g * before_n.transpose();  // G W_{n-1:1}^T
+  blas::gemm(g, false, before_n, true, grads[n - 1]);  // G W_{n-1:1}^T
   for (int j = 2; j < n; ++j) {
-    scratch_[j].noalias() = suffix_[j] * g;                          // W_{n:j+1}^T G
+    blas::gemm(suffix_[j], false, g, false, scratch_[j]);  // W_{n:j+1}^T G
     const Mat& p = (j == 2) ? w[0] : prefix_[j - 1];
-    grads[j - 1].noalias() = scratch_[j] * p.transpose();            // ... W_{j-1:1}^T
+    blas::gemm(scratch_[j], false, p, true, grads[j - 1]);  // ... W_{j-1:1}^T
   }
   return value;
 }

@@ -15,11 +15,11 @@ std::string to_string(OptimizerKind k);
 // Ceres-style options: documented defaults, IsValid() names the offending key.
 struct OptimizerOptions {
   OptimizerKind kind = OptimizerKind::kGd;
-  double lr = 0.01;        // step size (eta)
-  double momentum = 0.9;   // momentum: v <- momentum v + g; W <- W - lr v
-  double alpha = 0.99;     // group_rmsprop: s <- alpha s + (1 - alpha) sum_j ||g_j||_F^2
-  double eps = -1;         // group_rmsprop default 1e-4, adam default 1e-8 (-1 = kind's default)
-  bool bias_correction = true;  // group_rmsprop: divide s by (1 - alpha^t)
+  double lr = 0.01;       // step size (eta)
+  double momentum = 0.9;  // momentum: v <- momentum v + g; W <- W - lr v
+  double alpha = 0.99;    // group_rmsprop: s <- alpha s + (1 - alpha) sum_j ||g_j||_F^2
+  double eps = -1;        // group_rmsprop default 1e-4, adam default 1e-8 (-1 = kind's default)
+  bool bias_correction = true;        // group_rmsprop: divide s by (1 - alpha^t)
   double beta1 = 0.9, beta2 = 0.999;  // adam
   double resolved_eps() const;
   bool IsValid(std::string* error) const;

@@ -15,10 +15,14 @@ OptimizerKind parse_optimizer(const std::string& s) {
 
 std::string to_string(OptimizerKind k) {
   switch (k) {
-    case OptimizerKind::kGd: return "gd";
-    case OptimizerKind::kGroupRmsprop: return "group_rmsprop";
-    case OptimizerKind::kMomentum: return "momentum";
-    case OptimizerKind::kAdam: return "adam";
+    case OptimizerKind::kGd:
+      return "gd";
+    case OptimizerKind::kGroupRmsprop:
+      return "group_rmsprop";
+    case OptimizerKind::kMomentum:
+      return "momentum";
+    case OptimizerKind::kAdam:
+      return "adam";
   }
   return "?";
 }
@@ -130,10 +134,14 @@ std::unique_ptr<Optimizer> Optimizer::create(const OptimizerOptions& o, const Fa
   std::string err;
   if (!o.IsValid(&err)) throw Error(err);
   switch (o.kind) {
-    case OptimizerKind::kGd: return std::make_unique<GradientDescent>(o.lr);
-    case OptimizerKind::kMomentum: return std::make_unique<Momentum>(o, shape);
-    case OptimizerKind::kGroupRmsprop: return std::make_unique<GroupRmsprop>(o);
-    case OptimizerKind::kAdam: return std::make_unique<Adam>(o, shape);
+    case OptimizerKind::kGd:
+      return std::make_unique<GradientDescent>(o.lr);
+    case OptimizerKind::kMomentum:
+      return std::make_unique<Momentum>(o, shape);
+    case OptimizerKind::kGroupRmsprop:
+      return std::make_unique<GroupRmsprop>(o);
+    case OptimizerKind::kAdam:
+      return std::make_unique<Adam>(o, shape);
   }
   return nullptr;
 }

@@ -10,11 +10,16 @@ namespace dln {
 
 std::string to_string(Termination t) {
   switch (t) {
-    case Termination::kMaxIters: return "max_iters";
-    case Termination::kLossTol: return "loss_tol";
-    case Termination::kTimeLimit: return "time_limit";
-    case Termination::kDiverged: return "diverged";
-    case Termination::kCallback: return "callback";
+    case Termination::kMaxIters:
+      return "max_iters";
+    case Termination::kLossTol:
+      return "loss_tol";
+    case Termination::kTimeLimit:
+      return "time_limit";
+    case Termination::kDiverged:
+      return "diverged";
+    case Termination::kCallback:
+      return "callback";
   }
   return "?";
 }
@@ -22,7 +27,8 @@ std::string to_string(Termination t) {
 bool StopOptions::IsValid(std::string* error) const {
   auto fail = [&](const char* m) { return (error && (*error = m, true)), false; };
   if (max_iters < 0) return fail("stop.max_iters: must be >= 0");
-  if (!std::isfinite(loss_tol) || loss_tol < 0) return fail("stop.loss_tol: must be finite and >= 0");
+  if (!std::isfinite(loss_tol) || loss_tol < 0)
+    return fail("stop.loss_tol: must be finite and >= 0");
   if (!std::isfinite(max_seconds) || max_seconds < 0)
     return fail("stop.max_seconds: must be finite and >= 0");
   if (!(divergence_threshold > 0)) return fail("stop.divergence_threshold: must be > 0");
@@ -102,7 +108,8 @@ Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const Stop
       break;
     }
     const bool last = !go_on || (stop.loss_tol > 0 && loss <= stop.loss_tol) ||
-                      t >= stop.max_iters || (stop.max_seconds > 0 && elapsed() >= stop.max_seconds);
+                      t >= stop.max_iters ||
+                      (stop.max_seconds > 0 && elapsed() >= stop.max_seconds);
     if (t % record.every == 0 || last) go_on = record_row(t, loss) && go_on;
     if (!go_on) {
       summary.termination = Termination::kCallback;

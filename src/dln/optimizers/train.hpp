@@ -13,16 +13,16 @@ enum class Termination { kMaxIters, kLossTol, kTimeLimit, kDiverged, kCallback }
 std::string to_string(Termination t);
 
 struct StopOptions {
-  long max_iters = 1000;               // optimizer steps
-  double loss_tol = 0.0;               // stop once loss <= loss_tol (0 disables)
-  double max_seconds = 0.0;            // wall-time limit of the loop (0 disables)
-  double divergence_threshold = 1e100; // loss above this (or NaN/Inf) is divergence
+  long max_iters = 1000;                // optimizer steps
+  double loss_tol = 0.0;                // stop once loss <= loss_tol (0 disables)
+  double max_seconds = 0.0;             // wall-time limit of the loop (0 disables)
+  double divergence_threshold = 1e100;  // loss above this (or NaN/Inf) is divergence
   bool IsValid(std::string* error) const;
 };
 
 struct RecordOptions {
-  long every = 50;          // record at iterations 0, every, 2 every, ... and the last
-  int singular_values = 10; // how many top singular values of W_{n:1} to keep per record
+  long every = 50;           // record at iterations 0, every, 2 every, ... and the last
+  int singular_values = 10;  // how many top singular values of W_{n:1} to keep per record
   bool IsValid(std::string* error) const;
 };
 

@@ -53,8 +53,8 @@ void ProblemConfig::validate() const {
   if (from_files()) return;
   if (rank <= 0) throw Error(fmt::format("problem.rank: must be > 0, got {}", rank));
   if (rank > std::min(rows, cols))
-    throw Error(fmt::format("problem.rank: {} exceeds min(rows, cols) = {}", rank,
-                            std::min(rows, cols)));
+    throw Error(
+        fmt::format("problem.rank: {} exceeds min(rows, cols) = {}", rank, std::min(rows, cols)));
   if (kind == "completion" || kind == "sensing") {
     if (observations <= 0)
       throw Error(fmt::format("problem.observations: must be > 0, got {}", observations));
@@ -117,7 +117,8 @@ void make_sensing(const ProblemConfig& c, Problem& p, Rng& rng) {
   const Index d = c.rows * c.cols;
   if (c.from_files()) {
     if (c.sensing_file.empty() || c.measurements_file.empty())
-      throw Error("problem.sensing_file: sensing from files needs sensing_file and measurements_file");
+      throw Error(
+          "problem.sensing_file: sensing from files needs sensing_file and measurements_file");
     const io::NpyArray a = io::read_npy(c.sensing_file);
     const bool shape_ok = (a.shape.size() == 3 && a.shape[1] == c.rows && a.shape[2] == c.cols) ||
                           (a.shape.size() == 2 && a.shape[1] == d);
@@ -156,7 +157,8 @@ void make_regression(const ProblemConfig& c, Problem& p, Rng& rng) {
       throw Error(fmt::format("{}: expected {} rows (problem.cols = d_0), got {}", c.x_file, c.cols,
                               p.x.rows()));
     if (logistic) {
-      if (c.labels_file.empty()) throw Error("problem.labels_file: required for logistic from files");
+      if (c.labels_file.empty())
+        throw Error("problem.labels_file: required for logistic from files");
       const Mat l = io::read_npy_matrix(c.labels_file);
       if (l.cols() != 1 || l.rows() != p.x.cols())
         throw Error(fmt::format("{}: expected {} labels", c.labels_file, p.x.cols()));
@@ -223,7 +225,8 @@ Problem make_problem(const ProblemConfig& c) {
 
 void save_problem_data(const Problem& p, const std::string& dir) {
   io::ensure_writable_directory(dir);
-  if (p.kind == "completion") io::write_observations_csv(path_in(dir, "observations.csv"), p.observations);
+  if (p.kind == "completion")
+    io::write_observations_csv(path_in(dir, "observations.csv"), p.observations);
   if (p.kind == "sensing") {
     const Index m = p.sensing_a.rows();
     std::vector<double> c_order(static_cast<std::size_t>(p.sensing_a.size()));

@@ -1,4 +1,5 @@
-// Training problems: a loss over d_n x d_0 matrices, its data, and (when synthetic) the ground truth.
+// Training problems: a loss over d_n x d_0 matrices, its data, and (when synthetic) the ground
+// truth.
 #pragma once
 
 #include <cstdint>
@@ -18,17 +19,17 @@ struct ProblemConfig {
   Index observations = 300;  // completion entries / sensing measurements
   Index samples = 100;       // regression / logistic examples
   std::uint64_t seed = 0;
-  int p = 4;                 // lp_regression exponent (even)
-  double noise = 0.0;        // std of Gaussian label noise (regression kinds)
-  double sensing_std = 0.0;  // entry std of sensing matrices; 0 = 1/sqrt(rows*cols)
+  int p = 4;                            // lp_regression exponent (even)
+  double noise = 0.0;                   // std of Gaussian label noise (regression kinds)
+  double sensing_std = 0.0;             // entry std of sensing matrices; 0 = 1/sqrt(rows*cols)
   std::string reduction = "half_mean";  // Eq. 9 "half_mean" 1/(2m) or "mean" 1/m
   // Data from files instead of synthetic (any one set switches the problem to files).
-  std::string observations_file;   // completion: row,col,value CSV (0-based)
-  std::string sensing_file;        // sensing: .npy, m x rows x cols
-  std::string measurements_file;   // sensing: .npy, m
-  std::string x_file, y_file;      // regression: .npy d_0 x m and d_n x m
-  std::string labels_file;         // logistic: .npy of m integer labels
-  std::string ground_truth_file;   // optional .npy rows x cols
+  std::string observations_file;  // completion: row,col,value CSV (0-based)
+  std::string sensing_file;       // sensing: .npy, m x rows x cols
+  std::string measurements_file;  // sensing: .npy, m
+  std::string x_file, y_file;     // regression: .npy d_0 x m and d_n x m
+  std::string labels_file;        // logistic: .npy of m integer labels
+  std::string ground_truth_file;  // optional .npy rows x cols
   bool from_files() const;
   void validate() const;  // throws Error naming problem.<key>
 };

@@ -96,7 +96,8 @@ std::string summary_json(const RunResult& r) {
   j["wall_seconds"] = s.wall_seconds;
   j["record_seconds"] = s.record_seconds;
   j["seconds_per_step"] =
-      s.iterations > 0 ? (s.wall_seconds - s.record_seconds) / static_cast<double>(s.iterations) : 0.0;
+      s.iterations > 0 ? (s.wall_seconds - s.record_seconds) / static_cast<double>(s.iterations)
+                       : 0.0;
   j["gemm_flops_per_step"] = r.gemm_flops_per_step;
   j["peak_rss_bytes"] = peak_rss_bytes();
   j["dims"] = r.config.dims();
@@ -105,7 +106,8 @@ std::string summary_json(const RunResult& r) {
   j["parameters"] = params;
   j["loss"] = r.problem.loss->name();
   j["reduction"] = r.config.problem.reduction;
-  j["blas"] = {{"corename", blas::corename()}, {"config", blas::config()}, {"threads", blas::threads()}};
+  j["blas"] = {
+      {"corename", blas::corename()}, {"config", blas::config()}, {"threads", blas::threads()}};
   if (!s.history.empty()) {
     const auto& h = s.history.back();
     json f;
