@@ -10,6 +10,8 @@ void openblas_set_num_threads(int);
 int openblas_get_num_threads(void);
 char* openblas_get_corename(void);
 char* openblas_get_config(void);
+void cblas_domatcopy(int order, int trans, int rows, int cols, double alpha, const double* a,
+                     int lda, double* b, int ldb);
 }
 // dgemm_ itself is declared by Eigen's blas.h (EIGEN_USE_BLAS).
 
@@ -26,6 +28,14 @@ void gemm(const Mat& a, bool trans_a, const Mat& b, bool trans_b, Mat& c, double
   const int lda = std::max(1, static_cast<int>(a.rows())),
             ldb = std::max(1, static_cast<int>(b.rows()));
   dgemm_(&ta, &tb, &m, &n, &k, &alpha, a.data(), &lda, b.data(), &ldb, &beta, c.data(), &m);
+}
+
+void transpose(const Mat& a, Mat& out) {
+  eigen_assert(out.rows() == a.cols() && out.cols() == a.rows());
+  if (a.size() == 0) return;
+  constexpr int kColMajor = 102, kTrans = 112;  // CBLAS_ORDER, CBLAS_TRANSPOSE
+  cblas_domatcopy(kColMajor, kTrans, static_cast<int>(a.rows()), static_cast<int>(a.cols()), 1.0,
+                  a.data(), static_cast<int>(a.rows()), out.data(), static_cast<int>(out.rows()));
 }
 
 void set_threads(int t) { openblas_set_num_threads(std::max(1, t)); }

@@ -12,6 +12,9 @@ namespace dln::blas {
 void gemm(const Mat& a, bool trans_a, const Mat& b, bool trans_b, Mat& c, double alpha = 1.0,
           double beta = 0.0);
 
+// out = a^T (OpenBLAS domatcopy: cache-blocked); out must already be a.cols() x a.rows().
+void transpose(const Mat& a, Mat& out);
+
 void set_threads(int threads);
 int threads();
 std::string corename();  // e.g. "Haswell" (honours OPENBLAS_CORETYPE)

@@ -44,7 +44,8 @@ Objective::Objective(std::vector<Index> dims, const Loss& loss)
   suffix_.resize(static_cast<std::size_t>(n) + 1);
   scratch_.resize(static_cast<std::size_t>(n) + 1);
   for (int j = 2; j <= n; ++j) prefix_[j].setZero(d(j), d(0));
-  for (int j = 1; j < n; ++j) suffix_[j].setZero(d(j), d(n));
+  for (int j = 1; j < n; ++j)
+    if (j < n - 1 || n == 2) suffix_[j].setZero(d(j), d(n));
   for (int j = 1; j <= n; ++j) {
     if (completion_)
       scratch_[j].setZero(d(j - 1), d(n));  // W_{j-1:1} G^T
@@ -53,7 +54,11 @@ Objective::Objective(std::vector<Index> dims, const Loss& loss)
   }
   e2e_.setZero(d(n), d(0));
   grad_loss_.setZero(d(n), d(0));
-  if (completion_) residual_.setZero(completion_->size());
+  if (completion_) {
+    pattern_ = sparse::make_pattern(loss.rows(), loss.cols(), completion_->obs_rows(),
+                                    completion_->obs_cols(), completion_->obs_values());
+    residual_.setZero(completion_->size());
+  }
 }
 
 Factors Objective::make_like() const {
@@ -87,12 +92,24 @@ void Objective::compute_prefix(const Factors& w, int upto) {
   }
 }
 
-// suffix_[j] = W_{n:j+1}^T = W_{j+1}^T W_{n:j+2}^T for j = n-1..1.
+// suffix_[j] = W_{n:j+1}^T = W_{j+1}^T W_{n:j+2}^T for j = n-1..1. W_n^T itself is only
+// materialized for n = 2 (the sparse kernels read its columns); otherwise GEMMs read W_n
+// transposed.
 void Objective::compute_suffix(const Factors& w) {
   const int n = depth();
   if (n < 2) return;
-  suffix_[n - 1] = w[n - 1].transpose();
-  for (int j = n - 2; j >= 1; --j) blas::gemm(w[j], true, suffix_[j + 1], false, suffix_[j]);
+  if (n == 2) {
+    blas::transpose(w[1], suffix_[1]);
+    return;
+  }
+  blas::gemm(w[n - 2], true, w[n - 1], true, suffix_[n - 2]);
+  for (int j = n - 3; j >= 1; --j) blas::gemm(w[j], true, suffix_[j + 1], false, suffix_[j]);
+}
+
+// op(suffix_[j]) for GEMMs: W_{n:j+1}^T, read from W_n directly when j = n - 1.
+const Mat& Objective::suffix_operand(const Factors& w, int j, bool& transposed) const {
+  transposed = (j == depth() - 1 && depth() > 2);
+  return transposed ? w[static_cast<std::size_t>(depth() - 1)] : suffix_[j];
 }
 
 double Objective::evaluate_with_gradient(const Factors& w, Factors& grads) {
@@ -107,41 +124,42 @@ double Objective::evaluate(const Factors& w) {
 
 double Objective::completion_step(const Factors& w, Factors& grads) {
   const int n = depth();
-  const auto& rows = completion_->obs_rows();
-  const auto& cols = completion_->obs_cols();
-  const auto& vals = completion_->obs_values();
   const double coef = completion_->coef();
-  const std::size_t m = vals.size();
-
+  double* res = residual_.data();  // CSC order of pattern_
   // Residuals W_{n:1}[r, c] - b = <W_{n:2}^T e_r, W_1 e_c>, without forming W_{n:1}.
-  const Index mi = static_cast<Index>(m);
-  double* res = residual_.data();
   if (n == 1) {
-    for (std::size_t i = 0; i < m; ++i) res[i] = w[0](rows[i], cols[i]) - vals[i];
+    for (Index c = 0; c < pattern_.cols; ++c)
+      for (Index p = pattern_.col_ptr[c]; p < pattern_.col_ptr[c + 1]; ++p)
+        res[p] = w[0](pattern_.row_idx[p], c) - pattern_.values[p];
   } else {
     compute_suffix(w);
     compute_prefix(w, n - 1);
-    sparse::residuals(suffix_[1], w[0], rows.data(), cols.data(), vals.data(), mi, res);
+    sparse::residuals(suffix_[1], w[0], pattern_, res);
   }
   const double sum_sq = residual_.squaredNorm();
   residual_ *= coef;  // now the non-zeros g_i of grad l
 
   if (n == 1) {
     grads[0].setZero();
-    for (std::size_t i = 0; i < m; ++i) grads[0](rows[i], cols[i]) += res[i];
+    for (Index c = 0; c < pattern_.cols; ++c)
+      for (Index p = pattern_.col_ptr[c]; p < pattern_.col_ptr[c + 1]; ++p)
+        grads[0](pattern_.row_idx[p], c) = res[p];
     return 0.5 * coef * sum_sq;
   }
-  // j = 1: W_{n:2}^T G, column c += g * (W_{n:2}^T) e_r.
-  sparse::scatter_columns(grads[0], suffix_[1], cols.data(), rows.data(), res, mi);
+  // j = 1: W_{n:2}^T G.
+  sparse::times_sparse(suffix_[1], pattern_, res, grads[0]);
   // j = 2..n: T_j = W_{j-1:1} G^T (d_{j-1} x d_n), then W_{n:j+1}^T T_j^T.
   for (int j = 2; j <= n; ++j) {
     const Mat& p = (j == 2) ? w[0] : prefix_[j - 1];
     Mat& t = scratch_[j];
-    sparse::scatter_columns(t, p, rows.data(), cols.data(), res, mi);
-    if (j == n)
-      grads[n - 1] = t.transpose();
-    else
-      blas::gemm(suffix_[j], false, t, true, grads[j - 1]);
+    sparse::times_sparse_transpose(p, pattern_, res, t);
+    if (j == n) {
+      blas::transpose(t, grads[n - 1]);
+    } else {
+      bool tr = false;
+      const Mat& s = suffix_operand(w, j, tr);
+      blas::gemm(s, tr, t, true, grads[j - 1]);
+    }
   }
   return 0.5 * coef * sum_sq;
 }
@@ -157,7 +175,9 @@ double Objective::dense_step(const Factors& w, Factors& grads) {
   const Mat& before_n = (n == 2) ? w[0] : prefix_[n - 1];
   blas::gemm(g, false, before_n, true, grads[n - 1]);  // G W_{n-1:1}^T
   for (int j = 2; j < n; ++j) {
-    blas::gemm(suffix_[j], false, g, false, scratch_[j]);  // W_{n:j+1}^T G
+    bool tr = false;
+    const Mat& s = suffix_operand(w, j, tr);
+    blas::gemm(s, tr, g, false, scratch_[j]);  // W_{n:j+1}^T G
     const Mat& p = (j == 2) ? w[0] : prefix_[j - 1];
     blas::gemm(scratch_[j], false, p, true, grads[j - 1]);  // ... W_{j-1:1}^T
   }

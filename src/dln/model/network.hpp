@@ -6,6 +6,7 @@
 
 #include "dln/core/types.hpp"
 #include "dln/losses/loss.hpp"
+#include "dln/model/sparse_kernels.hpp"
 
 namespace dln {
 
@@ -44,6 +45,7 @@ class Objective {
   double dense_step(const Factors& w, Factors& grads);
   void compute_prefix(const Factors& w, int upto);
   void compute_suffix(const Factors& w);
+  const Mat& suffix_operand(const Factors& w, int j, bool& transposed) const;
 
   std::vector<Index> dims_;
   const Loss& loss_;
@@ -52,6 +54,7 @@ class Objective {
   Factors suffix_;   // suffix_[j] = W_{n:j+1}^T (d_j x d_n), j = 1..n-1
   Factors scratch_;  // per-layer temporaries
   Mat e2e_, grad_loss_;
+  sparse::Pattern pattern_;  // completion: observations by column and by row
   Vec residual_;
 };
 

@@ -1,8 +1,9 @@
 #include "dln/model/sparse_kernels.hpp"
 
 #include <algorithm>
+#include <numeric>
 #include <thread>
-#include <vector>
+#include <type_traits>
 
 #include "dln/core/blas.hpp"
 
@@ -10,13 +11,10 @@ namespace dln::sparse {
 
 namespace {
 
-// Work (m * rows) below which a single thread is faster than waking the pool.
-constexpr double kParallelWork = 2e6;
-// Bytes of the two matrices' row-block that should stay in L2 while the observations stream by.
-constexpr double kBlockBytes = 384 * 1024;
+constexpr double kParallelWork = 4e6;  // entries x rows below which one thread is faster
 
-// Runs body(begin, end) over [0, n) split evenly across the configured threads (plain threads:
-// no second runtime spinning beside OpenBLAS's). Small work runs on the caller alone.
+// Runs body(begin, end) over [0, n) split evenly across the BLAS thread count (plain threads,
+// created per call: the calls that use them take milliseconds).
 template <class Body>
 void parallel_for(Index n, double work, const Body& body) {
   const Index threads = std::min<Index>(blas::threads(), n);
@@ -31,50 +29,165 @@ void parallel_for(Index n, double work, const Body& body) {
   body(Index{0}, n / threads);
 }
 
-}  // namespace
+// Four doubles in one vector register (GCC/Clang vector extension: AVX2 where built for it,
+// two SSE2 registers otherwise).
+typedef double v4d __attribute__((vector_size(32)));
 
-void residuals(const Mat& a, const Mat& b, const Index* ai, const Index* bi, const double* values,
-               Index m, double* out) {
-  const Index k = a.rows();
-  const double* pa = a.data();
-  const double* pb = b.data();
-  parallel_for(m, static_cast<double>(m) * static_cast<double>(k), [&](Index i0, Index i1) {
-    for (Index i = i0; i < i1; ++i) {
-      const double* x = pa + ai[i] * k;
-      const double* y = pb + bi[i] * k;
-      double s = 0.0;
-#pragma omp simd reduction(+ : s)
-      for (Index r = 0; r < k; ++r) s += x[r] * y[r];
-      out[i] = s - values[i];
+inline v4d load4(const double* p) {
+  v4d v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store4(double* p, v4d v) { __builtin_memcpy(p, &v, sizeof v); }
+
+// out.col(t)[r0, r0+N) = sum_p g[gpos(p)] * src.col(idx[p])[r0, r0+N) for t in [t0, t1), the
+// N sums held in N/4 vector registers (N is a compile-time constant, so the loops unroll).
+template <Index N, class GPos>
+inline void accumulate_chunk(const double* src, Index ld, double* out, const Index* ptr,
+                             const Index* idx, const double* g, const GPos& gpos, Index r0,
+                             Index t0, Index t1) {
+  static_assert(N % 4 == 0);
+  for (Index t = t0; t < t1; ++t) {
+    v4d acc[N / 4] = {};
+    for (Index p = ptr[t]; p < ptr[t + 1]; ++p) {
+      const double gs = g[gpos(p)];
+      const v4d gv = {gs, gs, gs, gs};
+      const double* s = src + idx[p] * ld + r0;
+      for (Index q = 0; q < N / 4; ++q) acc[q] += gv * load4(s + 4 * q);
     }
+    double* o = out + t * ld + r0;
+    for (Index q = 0; q < N / 4; ++q) store4(o + 4 * q, acc[q]);
+  }
+}
+
+// The same for a final chunk of len < 4 rows.
+template <class GPos>
+inline void accumulate_tail(const double* src, Index ld, double* out, const Index* ptr,
+                            const Index* idx, const double* g, const GPos& gpos, Index r0,
+                            Index len, Index t0, Index t1) {
+  for (Index t = t0; t < t1; ++t) {
+    double acc[4] = {};
+    for (Index p = ptr[t]; p < ptr[t + 1]; ++p) {
+      const double gs = g[gpos(p)];
+      const double* s = src + idx[p] * ld + r0;
+      for (Index r = 0; r < len; ++r) acc[r] += gs * s[r];
+    }
+    double* o = out + t * ld + r0;
+    for (Index r = 0; r < len; ++r) o[r] = acc[r];
+  }
+}
+
+// Row chunks of a k-row column: 32 while they fit, then 16, 8, 4, then the last 0-3 rows.
+template <class F>
+inline void for_each_chunk(Index k, const F& f) {
+  Index r0 = 0;
+  for (; r0 + 32 <= k; r0 += 32) f(std::integral_constant<Index, 32>{}, r0);
+  if (r0 + 16 <= k) f(std::integral_constant<Index, 16>{}, r0), r0 += 16;
+  if (r0 + 8 <= k) f(std::integral_constant<Index, 8>{}, r0), r0 += 8;
+  if (r0 + 4 <= k) f(std::integral_constant<Index, 4>{}, r0), r0 += 4;
+  if (r0 < k) f(std::integral_constant<Index, 0>{}, r0);
+}
+
+template <class GPos>
+void gather_sum(const Mat& src, Index targets, const Index* ptr, const Index* idx, const double* g,
+                const GPos& gpos, Mat& out) {
+  const Index k = src.rows();
+  const double* ps = src.data();
+  double* po = out.data();
+  const double work = static_cast<double>(ptr[targets]) * static_cast<double>(k);
+  parallel_for(targets, work, [&](Index t0, Index t1) {
+    for_each_chunk(k, [&](auto n, Index r0) {
+      if constexpr (n() > 0)
+        accumulate_chunk<n()>(ps, k, po, ptr, idx, g, gpos, r0, t0, t1);
+      else
+        accumulate_tail(ps, k, po, ptr, idx, g, gpos, r0, k - r0, t0, t1);
+    });
   });
 }
 
-void scatter_columns(Mat& t, const Mat& p, const Index* target, const Index* source,
-                     const double* g, Index m) {
-  const Index k = t.rows();
-  double* pt = t.data();
-  const double* pp = p.data();
-  // Row blocks: each block of t and p (k_b x cols) stays cache resident across all observations,
-  // and blocks are independent, so threads never write the same entry.
-  const double bytes_per_row = 8.0 * static_cast<double>(t.cols() + p.cols());
-  Index block = static_cast<Index>(kBlockBytes / bytes_per_row);
-  block = std::clamp<Index>(block - block % 8, 32, std::max<Index>(k, 32));
-  const Index blocks = (k + block - 1) / block;
-  const Index cols = t.cols();
-  parallel_for(blocks, static_cast<double>(m) * static_cast<double>(k), [&](Index b0, Index b1) {
-    for (Index bidx = b0; bidx < b1; ++bidx) {
-      const Index r0 = bidx * block, r1 = std::min(k, r0 + block);
-      for (Index c = 0; c < cols; ++c) std::fill(pt + c * k + r0, pt + c * k + r1, 0.0);
-      for (Index i = 0; i < m; ++i) {
-        double* x = pt + target[i] * k;
-        const double* y = pp + source[i] * k;
-        const double gi = g[i];
-#pragma omp simd
-        for (Index r = r0; r < r1; ++r) x[r] += gi * y[r];
-      }
-    }
+}  // namespace
+
+Pattern make_pattern(Index rows, Index cols, const std::vector<Index>& r,
+                     const std::vector<Index>& c, const std::vector<double>& b) {
+  Pattern p;
+  p.rows = rows;
+  p.cols = cols;
+  const std::size_t m = b.size();
+  std::vector<std::size_t> order(m);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+    return c[x] != c[y] ? c[x] < c[y] : r[x] < r[y];
   });
+  p.col_ptr.assign(static_cast<std::size_t>(cols) + 1, 0);
+  p.row_ptr.assign(static_cast<std::size_t>(rows) + 1, 0);
+  for (std::size_t q = 0; q < m; ++q) {
+    const std::size_t i = order[q];
+    p.row_idx.push_back(r[i]);
+    p.values.push_back(b[i]);
+    ++p.col_ptr[static_cast<std::size_t>(c[i]) + 1];
+    ++p.row_ptr[static_cast<std::size_t>(r[i]) + 1];
+  }
+  std::partial_sum(p.col_ptr.begin(), p.col_ptr.end(), p.col_ptr.begin());
+  std::partial_sum(p.row_ptr.begin(), p.row_ptr.end(), p.row_ptr.begin());
+  p.col_idx.resize(m);
+  p.csc_pos.resize(m);
+  std::vector<Index> next(p.row_ptr.begin(), p.row_ptr.end() - 1);
+  for (Index col = 0; col < cols; ++col)
+    for (Index q = p.col_ptr[col]; q < p.col_ptr[col + 1]; ++q) {
+      const Index slot = next[p.row_idx[q]]++;
+      p.col_idx[slot] = col;
+      p.csc_pos[slot] = q;
+    }
+  return p;
+}
+
+void residuals(const Mat& a, const Mat& b, const Pattern& pat, double* res) {
+  const Index k = a.rows();
+  const double* pa = a.data();
+  const double* pb = b.data();
+  const Index* ptr = pat.col_ptr.data();
+  const Index* idx = pat.row_idx.data();
+  const double work = static_cast<double>(pat.size()) * static_cast<double>(k);
+  parallel_for(pat.cols, work, [&](Index c0, Index c1) {
+    for (Index p = ptr[c0]; p < ptr[c1]; ++p) res[p] = -pat.values[static_cast<std::size_t>(p)];
+    for_each_chunk(k, [&](auto n, Index r0) {
+      constexpr Index N = n();
+      for (Index c = c0; c < c1; ++c) {
+        const double* y = pb + c * k + r0;
+        if constexpr (N > 0) {
+          // b's chunk stays in N/4 registers while a's columns stream by.
+          v4d yv[N / 4];
+          for (Index q = 0; q < N / 4; ++q) yv[q] = load4(y + 4 * q);
+          for (Index p = ptr[c]; p < ptr[c + 1]; ++p) {
+            const double* x = pa + idx[p] * k + r0;
+            v4d sum = load4(x) * yv[0];
+            for (Index q = 1; q < N / 4; ++q) sum += load4(x + 4 * q) * yv[q];
+            res[p] += (sum[0] + sum[1]) + (sum[2] + sum[3]);
+          }
+        } else {
+          const Index len = k - r0;
+          for (Index p = ptr[c]; p < ptr[c + 1]; ++p) {
+            const double* x = pa + idx[p] * k + r0;
+            double sum = 0.0;
+            for (Index r = 0; r < len; ++r) sum += x[r] * y[r];
+            res[p] += sum;
+          }
+        }
+      }
+    });
+  });
+}
+
+void times_sparse(const Mat& src, const Pattern& pat, const double* g, Mat& out) {
+  gather_sum(
+      src, pat.cols, pat.col_ptr.data(), pat.row_idx.data(), g, [](Index p) { return p; }, out);
+}
+
+void times_sparse_transpose(const Mat& src, const Pattern& pat, const double* g, Mat& out) {
+  const Index* pos = pat.csc_pos.data();
+  gather_sum(
+      src, pat.rows, pat.row_ptr.data(), pat.col_idx.data(), g, [pos](Index p) { return pos[p]; },
+      out);
 }
 
 }  // namespace dln::sparse

@@ -1,18 +1,34 @@
 // Kernels that keep the gradient of an entry-sparse loss sparse (Eq. 9 with A_i = e_r e_c^T).
-// Raw column-major loops, cache-blocked over rows and split across OpenMP threads when large.
+// Observations are held twice: by column (CSC, the residual order) and by row (CSR, with a
+// permutation into CSC order). Each kernel accumulates 32-row chunks in registers while the
+// chunk's source block stays in L2, and splits output columns across threads when large.
 #pragma once
+
+#include <vector>
 
 #include "dln/core/types.hpp"
 
 namespace dln::sparse {
 
-// out[i] = <a.col(ai[i]), b.col(bi[i])> - values[i]; a and b have the same number of rows.
-void residuals(const Mat& a, const Mat& b, const Index* ai, const Index* bi, const double* values,
-               Index m, double* out);
+// The observed pattern of a rows x cols matrix in both orders.
+struct Pattern {
+  Index rows = 0, cols = 0;
+  std::vector<Index> col_ptr, row_idx;  // CSC: entries of column c are [col_ptr[c], col_ptr[c+1])
+  std::vector<double> values;           // b in CSC order
+  std::vector<Index> row_ptr, col_idx, csc_pos;  // CSR: column and CSC position of each entry
+  Index size() const { return static_cast<Index>(row_idx.size()); }
+};
+Pattern make_pattern(Index rows, Index cols, const std::vector<Index>& r,
+                     const std::vector<Index>& c, const std::vector<double>& b);
 
-// For every i: t.col(target[i]) += g[i] * p.col(source[i]); t and p have the same number of rows.
-// t is zeroed first.
-void scatter_columns(Mat& t, const Mat& p, const Index* target, const Index* source,
-                     const double* g, Index m);
+// res[p] = <a.col(row_idx[p]), b.col(c)> - values[p] for every entry p (CSC order), where
+// a is k x rows and b is k x cols.
+void residuals(const Mat& a, const Mat& b, const Pattern& pat, double* res);
+
+// out.col(c) = sum_{p in column c} g[p] * src.col(row_idx[p])   (out = src G, G sparse rows x cols)
+void times_sparse(const Mat& src, const Pattern& pat, const double* g, Mat& out);
+
+// out.col(r) = sum_{p in row r} g[csc_pos[p]] * src.col(col_idx[p])   (out = src G^T)
+void times_sparse_transpose(const Mat& src, const Pattern& pat, const double* g, Mat& out);
 
 }  // namespace dln::sparse
