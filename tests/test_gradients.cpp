@@ -98,15 +98,21 @@ INSTANTIATE_TEST_SUITE_P(AllLosses, GradientTest,
                                   std::to_string(std::get<1>(param_info.param));
                          });
 
-TEST(Gradient, CompletionSparsePathEqualsDensePath) {
+// Sizes chosen so the sparse kernels run every chunk width (32, 16, 8, 4 and a 1-3 row tail).
+class SparsePathTest : public ::testing::TestWithParam<std::vector<Index>> {};
+
+TEST_P(SparsePathTest, CompletionSparsePathEqualsDensePath) {
+  const std::vector<Index> hidden = GetParam();
   ProblemConfig c = small("completion");
-  c.rows = 9;
-  c.cols = 7;
-  c.observations = 30;
+  c.rows = 61;
+  c.cols = 45;
+  c.observations = 700;
   Problem p = make_problem(c);
   DenseView dense(*p.loss);
   for (int depth = 1; depth <= 4; ++depth) {
-    const auto dims = dims_for(depth, c.rows, c.cols);
+    std::vector<Index> dims{c.cols};
+    for (int j = 1; j < depth; ++j) dims.push_back(hidden[static_cast<std::size_t>(j - 1)]);
+    dims.push_back(c.rows);
     Objective sparse_obj(dims, *p.loss), dense_obj(dims, dense);
     Rng rng(5);
     Factors w;
@@ -118,6 +124,11 @@ TEST(Gradient, CompletionSparsePathEqualsDensePath) {
     for (int j = 0; j < depth; ++j) EXPECT_LT((gs[j] - gd[j]).norm(), 1e-12 * (1 + gd[j].norm()));
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(ChunkWidths, SparsePathTest,
+                         ::testing::Values(std::vector<Index>{77, 29, 3},
+                                           std::vector<Index>{2, 60, 33},
+                                           std::vector<Index>{45, 45, 45}));
 
 TEST(Gradient, MeanReductionDoublesTheGradient) {
   ProblemConfig c = small("completion");

@@ -2,32 +2,11 @@
 
 #include <algorithm>
 #include <numeric>
-#include <thread>
 #include <type_traits>
-
-#include "dln/core/blas.hpp"
 
 namespace dln::sparse {
 
 namespace {
-
-constexpr double kParallelWork = 4e6;  // entries x rows below which one thread is faster
-
-// Runs body(begin, end) over [0, n) split evenly across the BLAS thread count (plain threads,
-// created per call: the calls that use them take milliseconds).
-template <class Body>
-void parallel_for(Index n, double work, const Body& body) {
-  const Index threads = std::min<Index>(blas::threads(), n);
-  if (threads <= 1 || work < kParallelWork) {
-    body(Index{0}, n);
-    return;
-  }
-  std::vector<std::jthread> pool;
-  pool.reserve(static_cast<std::size_t>(threads - 1));
-  for (Index t = 1; t < threads; ++t)
-    pool.emplace_back([&, t] { body(n * t / threads, n * (t + 1) / threads); });
-  body(Index{0}, n / threads);
-}
 
 // Four doubles in one vector register (GCC/Clang vector extension: AVX2 where built for it,
 // two SSE2 registers otherwise).
@@ -94,14 +73,11 @@ void gather_sum(const Mat& src, Index targets, const Index* ptr, const Index* id
   const Index k = src.rows();
   const double* ps = src.data();
   double* po = out.data();
-  const double work = static_cast<double>(ptr[targets]) * static_cast<double>(k);
-  parallel_for(targets, work, [&](Index t0, Index t1) {
-    for_each_chunk(k, [&](auto n, Index r0) {
-      if constexpr (n() > 0)
-        accumulate_chunk<n()>(ps, k, po, ptr, idx, g, gpos, r0, t0, t1);
-      else
-        accumulate_tail(ps, k, po, ptr, idx, g, gpos, r0, k - r0, t0, t1);
-    });
+  for_each_chunk(k, [&](auto n, Index r0) {
+    if constexpr (n() > 0)
+      accumulate_chunk<n()>(ps, k, po, ptr, idx, g, gpos, r0, 0, targets);
+    else
+      accumulate_tail(ps, k, po, ptr, idx, g, gpos, r0, k - r0, 0, targets);
   });
 }
 
@@ -147,34 +123,31 @@ void residuals(const Mat& a, const Mat& b, const Pattern& pat, double* res) {
   const double* pb = b.data();
   const Index* ptr = pat.col_ptr.data();
   const Index* idx = pat.row_idx.data();
-  const double work = static_cast<double>(pat.size()) * static_cast<double>(k);
-  parallel_for(pat.cols, work, [&](Index c0, Index c1) {
-    for (Index p = ptr[c0]; p < ptr[c1]; ++p) res[p] = -pat.values[static_cast<std::size_t>(p)];
-    for_each_chunk(k, [&](auto n, Index r0) {
-      constexpr Index N = n();
-      for (Index c = c0; c < c1; ++c) {
-        const double* y = pb + c * k + r0;
-        if constexpr (N > 0) {
-          // b's chunk stays in N/4 registers while a's columns stream by.
-          v4d yv[N / 4];
-          for (Index q = 0; q < N / 4; ++q) yv[q] = load4(y + 4 * q);
-          for (Index p = ptr[c]; p < ptr[c + 1]; ++p) {
-            const double* x = pa + idx[p] * k + r0;
-            v4d sum = load4(x) * yv[0];
-            for (Index q = 1; q < N / 4; ++q) sum += load4(x + 4 * q) * yv[q];
-            res[p] += (sum[0] + sum[1]) + (sum[2] + sum[3]);
-          }
-        } else {
-          const Index len = k - r0;
-          for (Index p = ptr[c]; p < ptr[c + 1]; ++p) {
-            const double* x = pa + idx[p] * k + r0;
-            double sum = 0.0;
-            for (Index r = 0; r < len; ++r) sum += x[r] * y[r];
-            res[p] += sum;
-          }
+  for (Index p = 0; p < pat.size(); ++p) res[p] = -pat.values[static_cast<std::size_t>(p)];
+  for_each_chunk(k, [&](auto n, Index r0) {
+    constexpr Index N = n();
+    for (Index c = 0; c < pat.cols; ++c) {
+      const double* y = pb + c * k + r0;
+      if constexpr (N > 0) {
+        // b's chunk stays in N/4 registers while a's columns stream by.
+        v4d yv[N / 4];
+        for (Index q = 0; q < N / 4; ++q) yv[q] = load4(y + 4 * q);
+        for (Index p = ptr[c]; p < ptr[c + 1]; ++p) {
+          const double* x = pa + idx[p] * k + r0;
+          v4d sum = load4(x) * yv[0];
+          for (Index q = 1; q < N / 4; ++q) sum += load4(x + 4 * q) * yv[q];
+          res[p] += (sum[0] + sum[1]) + (sum[2] + sum[3]);
+        }
+      } else {
+        const Index len = k - r0;
+        for (Index p = ptr[c]; p < ptr[c + 1]; ++p) {
+          const double* x = pa + idx[p] * k + r0;
+          double sum = 0.0;
+          for (Index r = 0; r < len; ++r) sum += x[r] * y[r];
+          res[p] += sum;
         }
       }
-    });
+    }
   });
 }
 

@@ -1,7 +1,8 @@
 // Kernels that keep the gradient of an entry-sparse loss sparse (Eq. 9 with A_i = e_r e_c^T).
 // Observations are held twice: by column (CSC, the residual order) and by row (CSR, with a
 // permutation into CSC order). Each kernel accumulates 32-row chunks in registers while the
-// chunk's source block stays in L2, and splits output columns across threads when large.
+// chunk's source block stays in cache. Single-threaded: measured no faster on two threads beside
+// OpenBLAS's (bench/RESULTS.md).
 #pragma once
 
 #include <vector>

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -21,11 +22,12 @@ long peak_rss_bytes() {
 
 RunResult run(const Config& config, const std::vector<Callback*>& callbacks) {
   config.validate();
-  blas::set_threads(config.threads);
   RunResult r;
   r.config = config;
   r.problem = make_problem(config.problem);
   const auto dims = config.dims();
+  // Below ~150 OpenBLAS's second thread costs more than it gives (bench/RESULTS.md).
+  blas::set_threads(*std::max_element(dims.begin(), dims.end()) >= 150 ? config.threads : 1);
   r.init = initialize(dims, config.network.init);
   r.factors = r.init;
   Objective objective(dims, *r.problem.loss);
