@@ -5,12 +5,17 @@
 #include <algorithm>
 #include <cmath>
 
+#include "dln/core/blas.hpp"
+
 namespace dln {
 
 double unbalancedness(const Factors& w) {
   double worst = 0.0;
+  Mat d;
   for (std::size_t j = 0; j + 1 < w.size(); ++j) {
-    const Mat d = w[j + 1].transpose() * w[j + 1] - w[j] * w[j].transpose();
+    d.resize(w[j].rows(), w[j].rows());
+    blas::gemm(w[j + 1], true, w[j + 1], false, d);     // W_{j+1}^T W_{j+1}
+    blas::gemm(w[j], false, w[j], true, d, -1.0, 1.0);  // - W_j W_j^T
     worst = std::max(worst, d.norm());
   }
   return worst;

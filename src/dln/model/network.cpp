@@ -52,8 +52,7 @@ Objective::Objective(std::vector<Index> dims, const Loss& loss)
     else
       scratch_[j].setZero(d(j), d(0));  // W_{n:j+1}^T G
   }
-  e2e_.setZero(d(n), d(0));
-  grad_loss_.setZero(d(n), d(0));
+  if (!completion_) grad_loss_.setZero(d(n), d(0));
   if (completion_) {
     pattern_ = sparse::make_pattern(loss.rows(), loss.cols(), completion_->obs_rows(),
                                     completion_->obs_cols(), completion_->obs_values());

@@ -53,7 +53,7 @@ class Objective {
   Factors prefix_;   // prefix_[j] = W_{j:1}, j = 2..n (index j)
   Factors suffix_;   // suffix_[j] = W_{n:j+1}^T (d_j x d_n), j = 1..n-1
   Factors scratch_;  // per-layer temporaries
-  Mat e2e_, grad_loss_;
+  Mat grad_loss_;  // dense losses: grad l(W_{n:1})
   sparse::Pattern pattern_;  // completion: observations by column and by row
   Vec residual_;
 };

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "dln/core/blas.hpp"
@@ -15,6 +16,12 @@ namespace dln {
 namespace fs = std::filesystem;
 
 long peak_rss_bytes() {
+  // VmHWM belongs to this program's address space; getrusage's ru_maxrss would also count the
+  // parent's memory copied at fork() before exec().
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6)) * 1024L;
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return u.ru_maxrss * 1024L;
