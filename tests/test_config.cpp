@@ -75,7 +75,8 @@ TEST(Config, BadInputsNameTheField) {
                "problem.kind: expected one of completion, sensing, regression, lp_regression, "
                "logistic; got \"foo\"");
   expect_error([] { with({"optimizer.name=sgd"}); },
-               "optimizer.name: expected one of gd, group_rmsprop, momentum, adam; got \"sgd\"");
+               "optimizer.name: expected one of gd, group_rmsprop, momentum, adam, gradient_flow, "
+               "end_to_end; got \"sgd\"");
   expect_error([] { with({"optimizer.lr=-1"}); }, "optimizer.lr: must be finite and > 0");
   expect_error([] { with({"optimizer.lr=nan"}); }, "optimizer.lr: must be finite and > 0");
   expect_error([] { with({"problem.rows=\"ten\""}); }, "problem.rows: expected an integer");

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "dln/checks/checks.hpp"
 #include "dln/core/blas.hpp"
 #include "dln/io/files.hpp"
 #include "dln/run/run_dir.hpp"
@@ -46,6 +47,15 @@ int main(int argc, char** argv) {
   auto* demo = app.add_subcommand("demo", "Depth 1, 2, 3 on a synthetic rank-5 completion problem");
   demo->add_flag("--quiet,-q", quiet, "No progress output");
 
+  auto* check = app.add_subcommand(
+      "check", "Verify every result of Sections 2-4.3 of the notes on seeded random instances");
+  std::uint64_t check_seed = 1;
+  bool check_json = false;
+  std::string check_only;
+  check->add_option("--seed", check_seed, "Seed of the random instances");
+  check->add_flag("--json", check_json, "Machine-readable output");
+  check->add_option("--only", check_only, "Run the checks whose name starts with this");
+
   auto* peak = app.add_subcommand("gemm-peak", "Measure the DGEMM rate of the BLAS dln uses");
   int size = 1000, threads = 2, repeats = 5;
   peak->add_option("--size", size, "Matrix size")->check(CLI::Range(1, 20000));
@@ -60,6 +70,15 @@ int main(int argc, char** argv) {
   try {
     if (*train) return train_command(config_path, sets, out, quiet);
     if (*demo) return dln::cli::demo(quiet);
+    if (*check) {
+      const auto results = dln::run_checks(check_seed, check_only);
+      if (results.empty()) throw dln::Error("--only " + check_only + ": no check has that name");
+      std::fputs((check_json ? dln::checks_json(results) : dln::checks_table(results)).c_str(),
+                 stdout);
+      for (const auto& r : results)
+        if (!r.pass) return 1;
+      return 0;
+    }
     if (*peak) {
       dln::blas::set_threads(threads);
       const double g = dln::blas::measure_dgemm_gflops(size, repeats);

@@ -22,9 +22,10 @@ const std::map<std::string, std::set<std::string>>& schema() {
         "x_file", "y_file", "labels_file", "ground_truth_file"}},
       {"network", {"depth", "width", "widths", "init", "init_scale", "seed", "init_path"}},
       {"optimizer",
-       {"name", "lr", "momentum", "alpha", "eps", "bias_correction", "beta1", "beta2"}},
+       {"name", "lr", "momentum", "alpha", "eps", "bias_correction", "beta1", "beta2", "time",
+        "rtol", "atol", "max_steps"}},
       {"stop", {"max_iters", "loss_tol", "max_seconds", "divergence_threshold"}},
-      {"record", {"every", "singular_values"}},
+      {"record", {"every", "singular_values", "dt"}},
       {"run", {"threads"}},
   };
   return s;
@@ -175,6 +176,10 @@ Config from_table(const toml::table& t) {
     r.boolean("bias_correction", o.bias_correction);
     r.real("beta1", o.beta1);
     r.real("beta2", o.beta2);
+    r.real("time", o.time);
+    r.real("rtol", o.rtol);
+    r.real("atol", o.atol);
+    r.integer("max_steps", o.max_steps);
   }
   {
     Reader r(t, "stop");
@@ -187,11 +192,13 @@ Config from_table(const toml::table& t) {
     Reader r(t, "record");
     r.integer("every", c.record.every);
     r.integer("singular_values", c.record.singular_values);
+    r.real("dt", c.record_dt);
   }
   {
     Reader r(t, "run");
     r.integer("threads", c.threads);
   }
+  c.optimizer.depth = c.network.depth;
   c.validate();
   return c;
 }
@@ -228,6 +235,7 @@ void Config::validate() const {
     throw Error("network.init_path: required when network.init = \"file\"");
   std::string err;
   if (!optimizer.IsValid(&err) || !stop.IsValid(&err) || !record.IsValid(&err)) throw Error(err);
+  if (!std::isfinite(record_dt) || record_dt < 0) throw Error("record.dt: must be finite and >= 0");
   if (threads < 1) throw Error(fmt::format("run.threads: must be >= 1, got {}", threads));
 }
 
@@ -273,13 +281,18 @@ std::string Config::to_toml() const {
                                     {"eps", optimizer.resolved_eps()},
                                     {"bias_correction", optimizer.bias_correction},
                                     {"beta1", optimizer.beta1},
-                                    {"beta2", optimizer.beta2}});
+                                    {"beta2", optimizer.beta2},
+                                    {"time", optimizer.time},
+                                    {"rtol", optimizer.rtol},
+                                    {"atol", optimizer.atol},
+                                    {"max_steps", static_cast<int64_t>(optimizer.max_steps)}});
   t.insert("stop", toml::table{{"max_iters", static_cast<int64_t>(stop.max_iters)},
                                {"loss_tol", stop.loss_tol},
                                {"max_seconds", stop.max_seconds},
                                {"divergence_threshold", stop.divergence_threshold}});
   t.insert("record", toml::table{{"every", static_cast<int64_t>(record.every)},
-                                 {"singular_values", record.singular_values}});
+                                 {"singular_values", record.singular_values},
+                                 {"dt", record_dt}});
   t.insert("run", toml::table{{"threads", threads}});
   std::ostringstream os;
   os << t << "\n";

@@ -24,7 +24,8 @@ struct Config {
   OptimizerOptions optimizer;
   StopOptions stop;
   RecordOptions record;
-  int threads = 2;  // [run] threads: BLAS threads
+  double record_dt = 0;  // [record] dt: continuous optimizers record every dt (0: time / 100)
+  int threads = 2;       // [run] threads: BLAS threads
 
   // d_0 .. d_n of the network for this problem.
   std::vector<Index> dims() const;

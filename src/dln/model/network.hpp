@@ -50,10 +50,10 @@ class Objective {
   std::vector<Index> dims_;
   const Loss& loss_;
   const CompletionLoss* completion_;
-  Factors prefix_;   // prefix_[j] = W_{j:1}, j = 2..n (index j)
-  Factors suffix_;   // suffix_[j] = W_{n:j+1}^T (d_j x d_n), j = 1..n-1
-  Factors scratch_;  // per-layer temporaries
-  Mat grad_loss_;  // dense losses: grad l(W_{n:1})
+  Factors prefix_;           // prefix_[j] = W_{j:1}, j = 2..n (index j)
+  Factors suffix_;           // suffix_[j] = W_{n:j+1}^T (d_j x d_n), j = 1..n-1
+  Factors scratch_;          // per-layer temporaries
+  Mat grad_loss_;            // dense losses: grad l(W_{n:1})
   sparse::Pattern pattern_;  // completion: observations by column and by row
   Vec residual_;
 };

@@ -8,7 +8,8 @@
 
 namespace dln {
 
-enum class OptimizerKind { kGd, kGroupRmsprop, kMomentum, kAdam };
+// kGradientFlow: Eq. 2 as an ODE; kEndToEnd: Theorem 1 / Claim 1 on W_{n:1} alone.
+enum class OptimizerKind { kGd, kGroupRmsprop, kMomentum, kAdam, kGradientFlow, kEndToEnd };
 OptimizerKind parse_optimizer(const std::string& s);  // throws Error naming optimizer.name
 std::string to_string(OptimizerKind k);
 
@@ -21,6 +22,13 @@ struct OptimizerOptions {
   double eps = -1;        // group_rmsprop default 1e-4, adam default 1e-8 (-1 = kind's default)
   bool bias_correction = true;        // group_rmsprop: divide s by (1 - alpha^t)
   double beta1 = 0.9, beta2 = 0.999;  // adam
+  double time = 0;  // gradient_flow (required) / end_to_end (0: discrete steps of lr)
+  double rtol = 1e-8, atol = 1e-12;  // continuous optimizers: ODE tolerances
+  long max_steps = 10'000'000;       // continuous optimizers: ODE step budget
+  int depth = 1;                     // end_to_end: n in P(W) (set from network.depth)
+  bool continuous() const {
+    return kind == OptimizerKind::kGradientFlow || (kind == OptimizerKind::kEndToEnd && time > 0);
+  }
   double resolved_eps() const;
   bool IsValid(std::string* error) const;
 };

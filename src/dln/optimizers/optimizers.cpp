@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "dln/dynamics/end_to_end.hpp"
 #include "dln/optimizers/optimizer.hpp"
 
 namespace dln {
@@ -9,8 +10,12 @@ OptimizerKind parse_optimizer(const std::string& s) {
   if (s == "group_rmsprop") return OptimizerKind::kGroupRmsprop;
   if (s == "momentum") return OptimizerKind::kMomentum;
   if (s == "adam") return OptimizerKind::kAdam;
-  throw Error("optimizer.name: expected one of gd, group_rmsprop, momentum, adam; got \"" + s +
-              "\"");
+  if (s == "gradient_flow") return OptimizerKind::kGradientFlow;
+  if (s == "end_to_end") return OptimizerKind::kEndToEnd;
+  throw Error(
+      "optimizer.name: expected one of gd, group_rmsprop, momentum, adam, gradient_flow, "
+      "end_to_end; got \"" +
+      s + "\"");
 }
 
 std::string to_string(OptimizerKind k) {
@@ -23,6 +28,10 @@ std::string to_string(OptimizerKind k) {
       return "momentum";
     case OptimizerKind::kAdam:
       return "adam";
+    case OptimizerKind::kGradientFlow:
+      return "gradient_flow";
+    case OptimizerKind::kEndToEnd:
+      return "end_to_end";
   }
   return "?";
 }
@@ -43,6 +52,13 @@ bool OptimizerOptions::IsValid(std::string* error) const {
   if (!std::isfinite(eps) || (eps < 0 && eps != -1)) return fail("optimizer.eps: must be >= 0");
   if (!(beta1 >= 0 && beta1 < 1)) return fail("optimizer.beta1: must be in [0, 1)");
   if (!(beta2 >= 0 && beta2 < 1)) return fail("optimizer.beta2: must be in [0, 1)");
+  if (!std::isfinite(time) || time < 0) return fail("optimizer.time: must be finite and >= 0");
+  if (kind == OptimizerKind::kGradientFlow && time <= 0)
+    return fail("optimizer.time: must be > 0 for gradient_flow");
+  if (!std::isfinite(rtol) || rtol <= 0) return fail("optimizer.rtol: must be finite and > 0");
+  if (!std::isfinite(atol) || atol <= 0) return fail("optimizer.atol: must be finite and > 0");
+  if (max_steps <= 0) return fail("optimizer.max_steps: must be > 0");
+  if (depth < 1) return fail("network.depth: must be >= 1");
   return true;
 }
 
@@ -128,6 +144,19 @@ class Adam final : public Optimizer {
   Factors m_, v_;
 };
 
+// Claim 1: vec(W+) = vec(W) - zeta P(W) vec(grad l(W)), on the end-to-end matrix alone.
+class EndToEndStep final : public Optimizer {
+ public:
+  EndToEndStep(double lr, int depth) : lr_(lr), depth_(depth) {}
+  void step(Factors& w, const Factors& g) override {
+    w[0] = end_to_end_discrete_step(w[0], g[0], depth_, lr_);
+  }
+
+ private:
+  double lr_;
+  int depth_;
+};
+
 }  // namespace
 
 std::unique_ptr<Optimizer> Optimizer::create(const OptimizerOptions& o, const Factors& shape) {
@@ -142,6 +171,12 @@ std::unique_ptr<Optimizer> Optimizer::create(const OptimizerOptions& o, const Fa
       return std::make_unique<GroupRmsprop>(o);
     case OptimizerKind::kAdam:
       return std::make_unique<Adam>(o, shape);
+    case OptimizerKind::kEndToEnd:
+      if (shape.size() != 1)
+        throw Error("end_to_end: steps the end-to-end matrix alone (one factor expected)");
+      return std::make_unique<EndToEndStep>(o.lr, o.depth);
+    case OptimizerKind::kGradientFlow:
+      throw Error("optimizer.name: gradient_flow is continuous; use train_gradient_flow");
   }
   return nullptr;
 }

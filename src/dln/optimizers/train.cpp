@@ -20,6 +20,8 @@ std::string to_string(Termination t) {
       return "diverged";
     case Termination::kCallback:
       return "callback";
+    case Termination::kFlowTime:
+      return "time";
   }
   return "?";
 }
@@ -66,35 +68,59 @@ std::string Summary::BriefReport() const {
                      iterations, final_loss, wall_seconds, message.empty() ? "" : " - ", message);
 }
 
+namespace detail {
+
+namespace {
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+Recorder::Recorder(Summary& summary, const RecordOptions& record, const Mat* ground_truth,
+                   const std::vector<Callback*>& callbacks)
+    : summary_(summary),
+      options_(record),
+      truth_(ground_truth),
+      callbacks_(callbacks),
+      start_(now_seconds()) {}
+
+double Recorder::elapsed() const { return now_seconds() - start_; }
+
+bool Recorder::record(long iteration, double time, double loss, double grad_norm,
+                      double unbalancedness_value, const Mat& e2e, const Factors& w) {
+  const double record_start = elapsed();
+  HistoryRow row;
+  row.iteration = iteration;
+  row.time = time;
+  row.loss = loss;
+  row.grad_norm = grad_norm;
+  row.unbalancedness = unbalancedness_value;
+  row.metrics = end_to_end_metrics(e2e, truth_);
+  const Index k = std::min<Index>(options_.singular_values, row.metrics.singular_values.size());
+  row.metrics.singular_values.conservativeResize(k);
+  row.seconds = elapsed();
+  summary_.history.push_back(row);
+  summary_.record_seconds += elapsed() - record_start;
+  bool go_on = true;
+  for (auto* cb : callbacks_) go_on = cb->on_record(summary_.history.back(), w) && go_on;
+  return go_on;
+}
+
+}  // namespace detail
+
 Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const StopOptions& stop,
               const RecordOptions& record, const Mat* ground_truth,
               const std::vector<Callback*>& callbacks) {
   std::string err;
   if (!stop.IsValid(&err) || !record.IsValid(&err)) throw Error(err);
-  using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(clock::now() - start).count(); };
-
   Summary summary;
+  detail::Recorder recorder(summary, record, ground_truth, callbacks);
+  auto elapsed = [&] { return recorder.elapsed(); };
   Factors grads = objective.make_like();
   auto record_row = [&](long t, double loss) {
-    const double record_start = elapsed();
-    HistoryRow row;
-    row.iteration = t;
-    row.loss = loss;
     double sq = 0.0;
     for (const auto& g : grads) sq += g.squaredNorm();
-    row.grad_norm = std::sqrt(sq);
-    row.unbalancedness = unbalancedness(w);
-    row.metrics = end_to_end_metrics(end_to_end(w), ground_truth);
-    const Index k = std::min<Index>(record.singular_values, row.metrics.singular_values.size());
-    row.metrics.singular_values.conservativeResize(k);
-    row.seconds = elapsed();
-    summary.history.push_back(row);
-    summary.record_seconds += elapsed() - record_start;
-    bool go_on = true;
-    for (auto* cb : callbacks) go_on = cb->on_record(summary.history.back(), w) && go_on;
-    return go_on;
+    return recorder.record(t, 0.0, loss, std::sqrt(sq), unbalancedness(w), end_to_end(w), w);
   };
 
   long t = 0;

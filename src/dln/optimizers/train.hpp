@@ -1,15 +1,18 @@
 // The training loop: stopping rules, recording, callbacks, and a Ceres-style Summary.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "dln/diagnostics/metrics.hpp"
+#include "dln/dynamics/ode.hpp"
 #include "dln/optimizers/optimizer.hpp"
 
 namespace dln {
 
-enum class Termination { kMaxIters, kLossTol, kTimeLimit, kDiverged, kCallback };
+// kFlowTime: a continuous optimizer reached its final time T.
+enum class Termination { kMaxIters, kLossTol, kTimeLimit, kDiverged, kCallback, kFlowTime };
 std::string to_string(Termination t);
 
 struct StopOptions {
@@ -26,9 +29,11 @@ struct RecordOptions {
   bool IsValid(std::string* error) const;
 };
 
-// One recorded point: the state after `iteration` optimizer steps.
+// One recorded point: the state after `iteration` optimizer steps (for flows: accepted ODE
+// steps, at flow time `time`).
 struct HistoryRow {
   long iteration = 0;
+  double time = 0;  // continuous optimizers: time t of the flow (Eq. 2 / Eq. 3); else 0
   double loss = 0, grad_norm = 0, unbalancedness = 0;
   EndToEndMetrics metrics;
   double seconds = 0;  // wall time since the loop started
@@ -62,9 +67,68 @@ struct Summary {
   double final_loss = 0;      // l of the returned end-to-end matrix
   double wall_seconds = 0;    // the loop, recording included
   double record_seconds = 0;  // part of wall_seconds spent recording
+  bool continuous = false;    // a flow: history rows carry `time`
+  double time = 0;            // flows: the time reached
+  long rhs_evals = 0, steps_attempted = 0, steps_rejected = 0;  // flows: ODE solver work
   std::vector<HistoryRow> history;
   std::string BriefReport() const;
 };
+
+namespace detail {
+// Appends history rows (metrics of the end-to-end matrix, top singular values) and runs the
+// callbacks' on_record; shared by the discrete loop and the flows.
+class Recorder {
+ public:
+  Recorder(Summary& summary, const RecordOptions& record, const Mat* ground_truth,
+           const std::vector<Callback*>& callbacks);
+  double elapsed() const;
+  // Returns false when a callback asks to stop.
+  bool record(long iteration, double time, double loss, double grad_norm, double unbalancedness,
+              const Mat& end_to_end, const Factors& w);
+
+ private:
+  Summary& summary_;
+  const RecordOptions& options_;
+  const Mat* truth_;
+  const std::vector<Callback*>& callbacks_;
+  double start_;
+};
+}  // namespace detail
+
+// Continuous optimizers: integrate to `time` with error control, recording every `record_dt`.
+struct FlowOptions {
+  double time = 1.0;       // T
+  double record_dt = 0.0;  // 0: T / 100
+  OdeOptions ode;
+  bool IsValid(std::string* error) const;
+};
+
+// One evaluation of a flow's state for recording: loss, gradient norm, unbalancedness, the
+// end-to-end matrix and factors (for callbacks).
+struct FlowPoint {
+  double loss = 0, grad_norm = 0, unbalancedness = 0;
+  Mat end_to_end;
+  Factors factors;
+};
+
+// Integrates y' = rhs(y) from y (in place) over [0, T], recording at t = 0, dt, ..., T through
+// `observe(y)`; stops early on loss_tol, divergence, max_seconds or a callback.
+Summary run_flow(Index size, double* y, const OdeIntegrator::Rhs& rhs,
+                 const std::function<FlowPoint(const double* y)>& observe, const FlowOptions& flow,
+                 const StopOptions& stop, const RecordOptions& record, const Mat* ground_truth,
+                 const std::vector<Callback*>& callbacks);
+
+// Gradient flow (Eq. 2) on the factors: dW_j/dt = -d phi / d W_j, integrated with error control.
+Summary train_gradient_flow(Objective& objective, Factors& w, const FlowOptions& flow,
+                            const StopOptions& stop, const RecordOptions& record,
+                            const Mat* ground_truth, const std::vector<Callback*>& callbacks = {});
+
+// Theorem 1 (Eq. 3) as an ODE on the end-to-end matrix alone: dW/dt = -P(W) vec(grad l(W)).
+// Cost independent of depth and hidden widths. grad_norm records ||grad l(W)||_F.
+Summary train_end_to_end_flow(const Loss& loss, Mat& w, int depth, const FlowOptions& flow,
+                              const StopOptions& stop, const RecordOptions& record,
+                              const Mat* ground_truth,
+                              const std::vector<Callback*>& callbacks = {});
 
 // Trains w in place. ground_truth (optional) adds reconstruction errors to each record.
 Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const StopOptions& stop,

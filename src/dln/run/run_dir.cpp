@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dln/core/blas.hpp"
+#include "dln/dynamics/end_to_end.hpp"
 #include "dln/io/npy.hpp"
 
 namespace dln {
@@ -37,11 +38,48 @@ RunResult run(const Config& config, const std::vector<Callback*>& callbacks) {
   blas::set_threads(*std::max_element(dims.begin(), dims.end()) >= 150 ? config.threads : 1);
   r.init = initialize(dims, config.network.init);
   r.factors = r.init;
-  Objective objective(dims, *r.problem.loss);
-  r.gemm_flops_per_step = objective.gemm_flops();
-  auto optimizer = Optimizer::create(config.optimizer, r.factors);
   const Mat* truth = r.problem.ground_truth ? &*r.problem.ground_truth : nullptr;
-  r.summary = train(objective, r.factors, *optimizer, config.stop, config.record, truth, callbacks);
+  OptimizerOptions opt = config.optimizer;
+  opt.depth = config.network.depth;
+  FlowOptions flow;
+  flow.time = opt.time;
+  flow.record_dt = config.record_dt;
+  flow.ode = {opt.rtol, opt.atol, opt.max_steps};
+  if (opt.kind == OptimizerKind::kEndToEnd) {
+    // Theorem 1 assumes unbalancedness zero (Assumption 1): only then do the factors' dynamics
+    // reduce to Eq. 3.
+    double scale = 0.0;
+    for (const auto& w : r.init) scale = std::max(scale, w.squaredNorm());
+    const double u = unbalancedness(r.init);
+    if (u > 1e-10 * std::max(scale, 1e-300))
+      throw Error(fmt::format(
+          "optimizer.name: end_to_end needs balanced initial factors (Assumption 1), but "
+          "network.init = \"{}\" has unbalancedness {:.3e}; use network.init = \"balanced\"",
+          to_string(config.network.init.kind), u));
+    Factors w{end_to_end(r.init)};
+    r.summary = opt.continuous()
+                    ? train_end_to_end_flow(*r.problem.loss, w[0], opt.depth, flow, config.stop,
+                                            config.record, truth)
+                    : [&] {
+                        Objective e2e_objective({dims.front(), dims.back()}, *r.problem.loss);
+                        auto stepper = Optimizer::create(opt, w);
+                        return train(e2e_objective, w, *stepper, config.stop, config.record, truth,
+                                     callbacks);
+                      }();
+    // Factors for the run directory: Procedure 1 applied to the final end-to-end matrix.
+    r.factors = balanced_factors(dims, w[0]);
+  } else {
+    Objective objective(dims, *r.problem.loss);
+    r.gemm_flops_per_step = objective.gemm_flops();
+    if (opt.kind == OptimizerKind::kGradientFlow) {
+      r.summary = train_gradient_flow(objective, r.factors, flow, config.stop, config.record, truth,
+                                      callbacks);
+    } else {
+      auto optimizer = Optimizer::create(opt, r.factors);
+      r.summary =
+          train(objective, r.factors, *optimizer, config.stop, config.record, truth, callbacks);
+    }
+  }
   r.end_to_end = end_to_end(r.factors);
   return r;
 }
@@ -52,13 +90,18 @@ std::string num(double v) { return fmt::format("{:.17g}", v); }
 
 std::string history_csv(const RunResult& r) {
   const bool truth = r.problem.ground_truth.has_value();
-  std::string out =
-      "iteration,loss,grad_norm,unbalancedness,fro_norm,nuclear_norm,spectral_norm,effective_rank";
+  const bool flow = r.summary.continuous;
+  std::string out = flow ? "iteration,time," : "iteration,";
+  out += "loss,grad_norm,unbalancedness,fro_norm,nuclear_norm,spectral_norm,effective_rank";
   if (truth) out += ",recon_mse,recon_rel_error";
   out += ",seconds\n";
   for (const auto& h : r.summary.history) {
-    out += fmt::format("{},{},{},{},{},{},{},{}", h.iteration, num(h.loss), num(h.grad_norm),
-                       num(h.unbalancedness), num(h.metrics.fro_norm), num(h.metrics.nuclear_norm),
+    if (flow)
+      out += fmt::format("{},{},", h.iteration, num(h.time));
+    else
+      out += fmt::format("{},", h.iteration);
+    out += fmt::format("{},{},{},{},{},{},{}", num(h.loss), num(h.grad_norm), num(h.unbalancedness),
+                       num(h.metrics.fro_norm), num(h.metrics.nuclear_norm),
                        num(h.metrics.spectral_norm), num(h.metrics.effective_rank));
     if (truth)
       out += fmt::format(",{},{}", num(h.metrics.recon_mse.value_or(0)),
@@ -71,11 +114,16 @@ std::string history_csv(const RunResult& r) {
 std::string singular_values_csv(const RunResult& r) {
   Index k = 0;
   for (const auto& h : r.summary.history) k = std::max(k, h.metrics.singular_values.size());
-  std::string out = "iteration";
+  const bool flow = r.summary.continuous;
+  std::string out = flow ? "iteration,time" : "iteration";
   for (Index i = 1; i <= k; ++i) out += fmt::format(",s{}", i);
   out += "\n";
   for (const auto& h : r.summary.history) {
     out += std::to_string(h.iteration);
+    if (flow) {
+      out += ',';
+      out += num(h.time);
+    }
     for (Index i = 0; i < k; ++i) {
       out += ',';
       if (i < h.metrics.singular_values.size()) out += num(h.metrics.singular_values[i]);
@@ -108,6 +156,15 @@ std::string summary_json(const RunResult& r) {
       s.iterations > 0 ? (s.wall_seconds - s.record_seconds) / static_cast<double>(s.iterations)
                        : 0.0;
   j["gemm_flops_per_step"] = r.gemm_flops_per_step;
+  j["optimizer"] = to_string(r.config.optimizer.kind);
+  if (s.continuous)
+    j["ode"] = {{"time", s.time},
+                {"rhs_evals", s.rhs_evals},
+                {"steps", s.iterations},
+                {"steps_attempted", s.steps_attempted},
+                {"steps_rejected", s.steps_rejected},
+                {"rtol", r.config.optimizer.rtol},
+                {"atol", r.config.optimizer.atol}};
   j["peak_rss_bytes"] = peak_rss_bytes();
   j["dims"] = r.config.dims();
   Index params = 0;
