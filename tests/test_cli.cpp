@@ -103,6 +103,24 @@ TEST(Cli, TrainWritesTheRunDirectory) {
   EXPECT_EQ((again - e2e).norm(), 0.0);
 }
 
+TEST(Cli, ContinuousOptimizersWriteTheSameLayout) {
+  const fs::path cfg = scratch() / "flow.toml";
+  write(cfg, kConfig);
+  for (const char* opt : {"--set optimizer.name=gradient_flow --set optimizer.time=0.5",
+                          "--set optimizer.name=end_to_end --set optimizer.time=0.5 "
+                          "--set network.init=balanced",
+                          "--set optimizer.name=end_to_end --set network.init=balanced"}) {
+    const fs::path out = scratch() / ("run_flow_" + std::to_string(std::hash<std::string>{}(opt)));
+    const Result r =
+        run_dln("train --quiet --config " + cfg.string() + " " + opt + " --out " + out.string());
+    ASSERT_EQ(r.code, 0) << opt << ": " << r.err;
+    for (const char* f :
+         {"config.toml", "summary.json", "history.csv", "singular_values.csv", "end_to_end.npy",
+          "init/W3.npy", "factors/W3.npy", "data/observations.csv"})
+      EXPECT_TRUE(fs::exists(out / f)) << opt << ": " << f;
+  }
+}
+
 TEST(Cli, BadInputsGiveOneLineAndNonZeroExit) {
   const fs::path cfg = scratch() / "base.toml";
   write(cfg, kConfig);

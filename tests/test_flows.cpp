@@ -4,11 +4,13 @@
 
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
 
 #include "dln/checks/checks.hpp"
 #include "dln/config/config.hpp"
 #include "dln/core/rng.hpp"
 #include "dln/init/initializers.hpp"
+#include "dln/io/npy.hpp"
 #include "dln/run/run_dir.hpp"
 #include "test_support.hpp"
 
@@ -152,6 +154,16 @@ TEST(Flows, RunDirectoryHasTheSameLayoutAndTimes) {
   const RunResult re = run(e);
   EXPECT_LT((re.end_to_end - r.end_to_end).norm(), 1e-7 * r.end_to_end.norm());
   EXPECT_EQ(re.factors.size(), 3u);
+  // The same dynamics from a depth-1 network whose init is W_{3:1}(0), with optimizer.depth = 3.
+  Config one = parse_config(kFlowConfig, "flow.toml",
+                            {"optimizer.name=end_to_end", "optimizer.depth=3", "network.depth=1"});
+  one.network.init.kind = InitKind::kFile;
+  const std::string dir = ::testing::TempDir() + "/e2e_init";
+  std::filesystem::create_directories(dir);
+  io::write_npy(dir + "/W1.npy", end_to_end(r.init));
+  one.network.init.path = dir;
+  const RunResult r1 = run(one);
+  EXPECT_LT((r1.end_to_end - re.end_to_end).norm(), 1e-12 * re.end_to_end.norm());
   EXPECT_LT((end_to_end(re.factors) - re.end_to_end).norm(), 1e-12 * re.end_to_end.norm());
 }
 
@@ -166,6 +178,8 @@ TEST(Flows, BadOptionsNameTheKey) {
                "optimizer.atol: must be finite and > 0");
   expect_error([] { parse_config(kFlowConfig, "f", {"network.depth=0"}); },
                "network.depth: must be >= 1, got 0");
+  expect_error([] { parse_config(kFlowConfig, "f", {"optimizer.depth=-2"}); },
+               "optimizer.depth: must be >= 1 (0: network.depth)");
   expect_error([] { parse_config(kFlowConfig, "f", {"record.dt=-1"}); },
                "record.dt: must be finite and >= 0");
   Config c = parse_config(kFlowConfig, "f", {"optimizer.name=end_to_end", "network.init=gaussian"});

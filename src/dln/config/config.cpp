@@ -23,7 +23,7 @@ const std::map<std::string, std::set<std::string>>& schema() {
       {"network", {"depth", "width", "widths", "init", "init_scale", "seed", "init_path"}},
       {"optimizer",
        {"name", "lr", "momentum", "alpha", "eps", "bias_correction", "beta1", "beta2", "time",
-        "rtol", "atol", "max_steps"}},
+        "rtol", "atol", "max_steps", "depth"}},
       {"stop", {"max_iters", "loss_tol", "max_seconds", "divergence_threshold"}},
       {"record", {"every", "singular_values", "dt"}},
       {"run", {"threads"}},
@@ -180,6 +180,7 @@ Config from_table(const toml::table& t) {
     r.real("rtol", o.rtol);
     r.real("atol", o.atol);
     r.integer("max_steps", o.max_steps);
+    r.integer("depth", o.depth);
   }
   {
     Reader r(t, "stop");
@@ -198,7 +199,6 @@ Config from_table(const toml::table& t) {
     Reader r(t, "run");
     r.integer("threads", c.threads);
   }
-  c.optimizer.depth = c.network.depth;
   c.validate();
   return c;
 }
@@ -274,18 +274,20 @@ std::string Config::to_toml() const {
                  {"seed", static_cast<int64_t>(network.init.seed)}};
   if (!network.init.path.empty()) nt.insert("init_path", network.init.path);
   t.insert("network", nt);
-  t.insert("optimizer", toml::table{{"name", to_string(optimizer.kind)},
-                                    {"lr", optimizer.lr},
-                                    {"momentum", optimizer.momentum},
-                                    {"alpha", optimizer.alpha},
-                                    {"eps", optimizer.resolved_eps()},
-                                    {"bias_correction", optimizer.bias_correction},
-                                    {"beta1", optimizer.beta1},
-                                    {"beta2", optimizer.beta2},
-                                    {"time", optimizer.time},
-                                    {"rtol", optimizer.rtol},
-                                    {"atol", optimizer.atol},
-                                    {"max_steps", static_cast<int64_t>(optimizer.max_steps)}});
+  t.insert("optimizer",
+           toml::table{{"name", to_string(optimizer.kind)},
+                       {"lr", optimizer.lr},
+                       {"momentum", optimizer.momentum},
+                       {"alpha", optimizer.alpha},
+                       {"eps", optimizer.resolved_eps()},
+                       {"bias_correction", optimizer.bias_correction},
+                       {"beta1", optimizer.beta1},
+                       {"beta2", optimizer.beta2},
+                       {"time", optimizer.time},
+                       {"rtol", optimizer.rtol},
+                       {"atol", optimizer.atol},
+                       {"max_steps", static_cast<int64_t>(optimizer.max_steps)},
+                       {"depth", optimizer.depth > 0 ? optimizer.depth : network.depth}});
   t.insert("stop", toml::table{{"max_iters", static_cast<int64_t>(stop.max_iters)},
                                {"loss_tol", stop.loss_tol},
                                {"max_seconds", stop.max_seconds},

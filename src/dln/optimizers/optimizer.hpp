@@ -25,7 +25,7 @@ struct OptimizerOptions {
   double time = 0;  // gradient_flow (required) / end_to_end (0: discrete steps of lr)
   double rtol = 1e-8, atol = 1e-12;  // continuous optimizers: ODE tolerances
   long max_steps = 10'000'000;       // continuous optimizers: ODE step budget
-  int depth = 1;                     // end_to_end: n in P(W) (set from network.depth)
+  int depth = 0;                     // end_to_end: n in P(W); 0 means network.depth
   bool continuous() const {
     return kind == OptimizerKind::kGradientFlow || (kind == OptimizerKind::kEndToEnd && time > 0);
   }

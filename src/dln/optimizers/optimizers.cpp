@@ -58,7 +58,7 @@ bool OptimizerOptions::IsValid(std::string* error) const {
   if (!std::isfinite(rtol) || rtol <= 0) return fail("optimizer.rtol: must be finite and > 0");
   if (!std::isfinite(atol) || atol <= 0) return fail("optimizer.atol: must be finite and > 0");
   if (max_steps <= 0) return fail("optimizer.max_steps: must be > 0");
-  if (depth < 1) return fail("network.depth: must be >= 1");
+  if (depth < 0) return fail("optimizer.depth: must be >= 1 (0: network.depth)");
   return true;
 }
 

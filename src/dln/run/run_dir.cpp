@@ -40,7 +40,7 @@ RunResult run(const Config& config, const std::vector<Callback*>& callbacks) {
   r.factors = r.init;
   const Mat* truth = r.problem.ground_truth ? &*r.problem.ground_truth : nullptr;
   OptimizerOptions opt = config.optimizer;
-  opt.depth = config.network.depth;
+  if (opt.depth == 0) opt.depth = config.network.depth;
   FlowOptions flow;
   flow.time = opt.time;
   flow.record_dt = config.record_dt;
