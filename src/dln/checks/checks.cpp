@@ -74,6 +74,24 @@ SquareRegressionLoss whitened_regression(Rng& rng, const Mat& lambda, Index m) {
   return SquareRegressionLoss(x, lambda * x);
 }
 
+// Example 1 with an init of known deficiency margin: W(0) = Lambda + a perturbation of norm
+// sigma_min(Lambda) / 2, so delta = sigma_min(Lambda) / 2 (Def. 3).
+struct MarginInstance {
+  Mat lambda;
+  SquareRegressionLoss loss;
+  Mat w0;
+  double delta;
+};
+MarginInstance margin_instance(Rng& rng, Index rows, Index cols, Index m) {
+  Mat lambda = rng.gaussian(rows, cols, 1.0);
+  SquareRegressionLoss loss = whitened_regression(rng, lambda, m);
+  const double smin = singular_values(lambda).minCoeff();
+  const Mat dir = rng.gaussian(rows, cols, 1.0);
+  Mat w0 = lambda + 0.5 * smin * dir / dir.norm();
+  const double delta = deficiency_margin_whitened(w0, lambda);
+  return {std::move(lambda), std::move(loss), std::move(w0), delta};
+}
+
 FlowOptions flow_options(double time, double rtol, double dt = 0) {
   FlowOptions f;
   f.time = time;
@@ -203,12 +221,7 @@ std::vector<CheckResult> remark1(Rng& rng) {
 
 CheckResult theorem2(Rng& rng) {
   const int n = 3;
-  Mat lambda = rng.gaussian(2, 3, 1.0);
-  SquareRegressionLoss loss = whitened_regression(rng, lambda, 12);
-  const double smin = singular_values(lambda).minCoeff();
-  Mat delta_dir = rng.gaussian(2, 3, 1.0);
-  const Mat w0 = lambda + 0.5 * smin * delta_dir / delta_dir.norm();
-  const double delta = deficiency_margin_whitened(w0, lambda);
+  const auto [lambda, loss, w0, delta] = margin_instance(rng, 2, 3, 12);
   const double phi_star = loss.value(lambda), phi0 = loss.value(w0);
   const double eps = 1e-6 * (phi0 - phi_star);
   const double bound = theorem2_time_bound(phi0 - phi_star, eps, 1.0, delta, n);
@@ -448,12 +461,7 @@ CheckResult exercise3(Rng& rng) {
 
 CheckResult remark2(Rng& rng) {
   const int n = 2;
-  Mat lambda = rng.gaussian(2, 2, 1.0);
-  SquareRegressionLoss loss = whitened_regression(rng, lambda, 8);
-  const double smin = singular_values(lambda).minCoeff();
-  Mat dir = rng.gaussian(2, 2, 1.0);
-  const Mat w0 = lambda + 0.5 * smin * dir / dir.norm();
-  const double delta = deficiency_margin_whitened(w0, lambda);
+  const auto [lambda, loss, w0, delta] = margin_instance(rng, 2, 2, 8);
   const Remark2Thresholds th = remark2_thresholds(lambda, delta, n);
   Factors w = balanced_factors({2, 2, 2}, w0);
   Objective obj({2, 2, 2}, loss);
