@@ -2,9 +2,11 @@
 // (Theorem 1 / Claim 1) as optimizers, their options, and every `dln check` result.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "dln/checks/checks.hpp"
 #include "dln/config/config.hpp"
@@ -165,6 +167,24 @@ TEST(Flows, RunDirectoryHasTheSameLayoutAndTimes) {
   const RunResult r1 = run(one);
   EXPECT_LT((r1.end_to_end - re.end_to_end).norm(), 1e-12 * re.end_to_end.norm());
   EXPECT_LT((end_to_end(re.factors) - re.end_to_end).norm(), 1e-12 * re.end_to_end.norm());
+}
+
+TEST(Flows, AnalyticSingularValuesAreSignedContinuousAndMatchTheSvd) {
+  Config c = parse_config(kFlowConfig, "flow.toml",
+                          {"record.analytic=true", "record.dt=0.01", "optimizer.time=3.0"});
+  const RunResult r = run(c);
+  ASSERT_EQ(r.summary.history.size(), 301u);
+  for (std::size_t k = 0; k < r.summary.history.size(); ++k) {
+    const auto& h = r.summary.history[k];
+    Vec a = h.analytic_sigma.cwiseAbs();
+    std::sort(a.data(), a.data() + a.size(), std::greater<>());
+    ASSERT_EQ(a.size(), h.metrics.singular_values.size());
+    EXPECT_LT((a - h.metrics.singular_values).norm(), 1e-10 * (1 + a.norm())) << k;
+    if (k > 0) {  // each component moves continuously between records
+      const Vec& prev = r.summary.history[k - 1].analytic_sigma;
+      EXPECT_LT((h.analytic_sigma - prev).cwiseAbs().maxCoeff(), 0.05 * (1 + prev.norm())) << k;
+    }
+  }
 }
 
 TEST(Flows, BadOptionsNameTheKey) {

@@ -20,14 +20,14 @@ struct NuclearNormOptions {
 };
 
 struct NuclearNormResult {
-  Mat x;                  // feasible solution: constraints hold to rounding (see max_violation)
-  double nuclear_norm;    // ||x||_*
-  double max_violation;   // max_i max(0, |<A_i, x> - b_i| - tol)
-  long iterations;        // ADMM iterations run
-  double seconds;         // wall time
+  Mat x;                    // feasible solution: constraints hold to rounding (see max_violation)
+  double nuclear_norm;      // ||x||_*
+  double max_violation;     // max_i max(0, |<A_i, x> - b_i| - tol)
+  long iterations;          // ADMM iterations run
+  double seconds;           // wall time
   std::string termination;  // "converged" (certified gap <= rel_gap) or "max_iters"
-  double dual_bound;      // certified lower bound on the optimum (a dual objective value)
-  double rel_gap;         // (nuclear_norm - dual_bound) / nuclear_norm (0 when both are 0)
+  double dual_bound;        // certified lower bound on the optimum (a dual objective value)
+  double rel_gap;           // (nuclear_norm - dual_bound) / nuclear_norm (0 when both are 0)
   // The dual point that certifies dual_bound: one multiplier per constraint (completion: in the
   // order of the observations; sensing: per measurement), and dual_matrix = sum_i y_i A_i with
   // ||dual_matrix||_2 <= 1. At an optimum X = U S V^T, U^T dual_matrix V = I (subgradient).

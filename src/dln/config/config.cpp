@@ -25,7 +25,7 @@ const std::map<std::string, std::set<std::string>>& schema() {
        {"name", "lr", "momentum", "alpha", "eps", "bias_correction", "beta1", "beta2", "time",
         "rtol", "atol", "max_steps", "depth"}},
       {"stop", {"max_iters", "loss_tol", "max_seconds", "divergence_threshold"}},
-      {"record", {"every", "singular_values", "dt"}},
+      {"record", {"every", "singular_values", "dt", "analytic"}},
       {"run", {"threads"}},
   };
   return s;
@@ -194,6 +194,7 @@ Config from_table(const toml::table& t) {
     r.integer("every", c.record.every);
     r.integer("singular_values", c.record.singular_values);
     r.real("dt", c.record_dt);
+    r.boolean("analytic", c.record.analytic);
   }
   {
     Reader r(t, "run");
@@ -294,7 +295,8 @@ std::string Config::to_toml() const {
                                {"divergence_threshold", stop.divergence_threshold}});
   t.insert("record", toml::table{{"every", static_cast<int64_t>(record.every)},
                                  {"singular_values", record.singular_values},
-                                 {"dt", record_dt}});
+                                 {"dt", record_dt},
+                                 {"analytic", record.analytic}});
   t.insert("run", toml::table{{"threads", threads}});
   std::ostringstream os;
   os << t << "\n";

@@ -82,7 +82,9 @@ Recorder::Recorder(Summary& summary, const RecordOptions& record, const Mat* gro
       options_(record),
       truth_(ground_truth),
       callbacks_(callbacks),
-      start_(now_seconds()) {}
+      start_(now_seconds()) {
+  if (record.analytic) tracker_ = std::make_unique<AnalyticSvdTracker>();
+}
 
 double Recorder::elapsed() const { return now_seconds() - start_; }
 
@@ -98,6 +100,11 @@ bool Recorder::record(long iteration, double time, double loss, double grad_norm
   row.metrics = end_to_end_metrics(e2e, truth_);
   const Index k = std::min<Index>(options_.singular_values, row.metrics.singular_values.size());
   row.metrics.singular_values.conservativeResize(k);
+  if (tracker_) {
+    // Parameterized by flow time, or by iteration for discrete optimizers (strictly increasing).
+    tracker_->update(summary_.continuous ? time : static_cast<double>(iteration), e2e);
+    row.analytic_sigma = tracker_->sigma().head(std::min<Index>(k, tracker_->sigma().size()));
+  }
   row.seconds = elapsed();
   summary_.history.push_back(row);
   summary_.record_seconds += elapsed() - record_start;

@@ -2,10 +2,12 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "dln/diagnostics/metrics.hpp"
+#include "dln/diagnostics/theory.hpp"
 #include "dln/dynamics/ode.hpp"
 #include "dln/optimizers/optimizer.hpp"
 
@@ -26,6 +28,7 @@ struct StopOptions {
 struct RecordOptions {
   long every = 50;           // record at iterations 0, every, 2 every, ... and the last
   int singular_values = 10;  // how many top singular values of W_{n:1} to keep per record
+  bool analytic = false;     // also track signed, continuously ordered singular values (Def. 4)
   bool IsValid(std::string* error) const;
 };
 
@@ -36,6 +39,7 @@ struct HistoryRow {
   double time = 0;  // continuous optimizers: time t of the flow (Eq. 2 / Eq. 3); else 0
   double loss = 0, grad_norm = 0, unbalancedness = 0;
   EndToEndMetrics metrics;
+  Vec analytic_sigma;  // record.analytic: signed singular values sigma_r(t), identity-ordered
   double seconds = 0;  // wall time since the loop started
 };
 
@@ -92,6 +96,7 @@ class Recorder {
   const Mat* truth_;
   const std::vector<Callback*>& callbacks_;
   double start_;
+  std::unique_ptr<AnalyticSvdTracker> tracker_;
 };
 }  // namespace detail
 

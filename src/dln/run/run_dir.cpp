@@ -133,6 +133,30 @@ std::string singular_values_csv(const RunResult& r) {
   return out;
 }
 
+// record.analytic: signed singular values of the analytic SVD (Def. 4), one column per tracked
+// component in a fixed identity order.
+std::string analytic_csv(const RunResult& r) {
+  Index k = 0;
+  for (const auto& h : r.summary.history) k = std::max(k, h.analytic_sigma.size());
+  const bool flow = r.summary.continuous;
+  std::string out = flow ? "iteration,time" : "iteration";
+  for (Index i = 1; i <= k; ++i) out += fmt::format(",sigma{}", i);
+  out += "\n";
+  for (const auto& h : r.summary.history) {
+    out += std::to_string(h.iteration);
+    if (flow) {
+      out += ',';
+      out += num(h.time);
+    }
+    for (Index i = 0; i < k; ++i) {
+      out += ',';
+      if (i < h.analytic_sigma.size()) out += num(h.analytic_sigma[i]);
+    }
+    out += "\n";
+  }
+  return out;
+}
+
 void write_factors(const std::string& dir, const Factors& w) {
   io::ensure_writable_directory(dir);
   for (std::size_t j = 0; j < w.size(); ++j)
@@ -200,6 +224,8 @@ void write_run_directory(const std::string& dir, const RunResult& r) {
   io::write_npy((d / "end_to_end.npy").string(), r.end_to_end);
   io::write_file_atomic((d / "history.csv").string(), history_csv(r));
   io::write_file_atomic((d / "singular_values.csv").string(), singular_values_csv(r));
+  if (r.config.record.analytic)
+    io::write_file_atomic((d / "analytic_singular_values.csv").string(), analytic_csv(r));
   io::write_file_atomic((d / "config.toml").string(), r.config.to_toml());
   // summary.json last: its presence marks a complete run directory.
   io::write_file_atomic((d / "summary.json").string(), summary_json(r));
