@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "cli/commands.hpp"
@@ -16,14 +17,24 @@
 namespace {
 
 int train_command(const std::string& config_path, const std::vector<std::string>& sets,
-                  const std::string& out, bool quiet) {
-  dln::Config config = dln::load_config(config_path, sets);
-  dln::io::ensure_writable_directory(out);  // fail before training, not after
+                  const std::string& out, const std::string& resume_dir, bool quiet) {
+  namespace fs = std::filesystem;
+  const bool resume = !resume_dir.empty();
+  if (resume && (!config_path.empty() || !out.empty()))
+    throw dln::Error("--resume: takes the run directory alone (its config.toml is used)");
+  if (!resume && (config_path.empty() || out.empty()))
+    throw dln::Error("train: --config and --out are required (or --resume DIR)");
+  const std::string dir = resume ? resume_dir : out;
+  if (resume && fs::exists(fs::path(dir) / "summary.json"))
+    throw dln::Error(dir + ": the run is already complete (summary.json exists)");
+  dln::Config config = resume ? dln::load_config((fs::path(dir) / "config.toml").string(), sets)
+                              : dln::load_config(config_path, sets);
+  dln::io::ensure_writable_directory(dir);  // fail before training, not after
   dln::ProgressBar bar(config.stop.max_iters);
   std::vector<dln::Callback*> callbacks;
   if (!quiet && isatty(STDERR_FILENO)) callbacks.push_back(&bar);
-  dln::RunResult result = dln::run(config, callbacks);
-  dln::write_run_directory(out, result);
+  dln::RunResult result = dln::run(config, callbacks, dir, resume);
+  dln::write_run_directory(dir, result);
   if (!quiet) std::printf("%s\n", result.summary.BriefReport().c_str());
   return result.summary.termination == dln::Termination::kDiverged ? 3 : 0;
 }
@@ -36,12 +47,14 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("dln ") + DLN_VERSION);
 
   auto* train = app.add_subcommand("train", "Train a deep linear network from a TOML config");
-  std::string config_path, out;
+  std::string config_path, out, resume_dir;
   std::vector<std::string> sets;
   bool quiet = false;
-  train->add_option("--config", config_path, "TOML config file")->required();
+  train->add_option("--config", config_path, "TOML config file");
   train->add_option("--set", sets, "Override a key: section.key=value (repeatable)");
-  train->add_option("--out", out, "Run directory to write")->required();
+  train->add_option("--out", out, "Run directory to write");
+  train->add_option("--resume", resume_dir,
+                    "Continue a killed run from DIR/checkpoint (run.checkpoint_every > 0)");
   train->add_flag("--quiet,-q", quiet, "No progress bar or report");
 
   auto* demo = app.add_subcommand("demo", "Depth 1, 2, 3 on a synthetic rank-5 completion problem");
@@ -68,7 +81,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-    if (*train) return train_command(config_path, sets, out, quiet);
+    if (*train) return train_command(config_path, sets, out, resume_dir, quiet);
     if (*demo) return dln::cli::demo(quiet);
     if (*check) {
       const auto results = dln::run_checks(check_seed, check_only);

@@ -26,7 +26,7 @@ const std::map<std::string, std::set<std::string>>& schema() {
         "rtol", "atol", "max_steps", "depth"}},
       {"stop", {"max_iters", "loss_tol", "max_seconds", "divergence_threshold"}},
       {"record", {"every", "singular_values", "dt", "analytic"}},
-      {"run", {"threads"}},
+      {"run", {"threads", "checkpoint_every"}},
   };
   return s;
 }
@@ -199,6 +199,7 @@ Config from_table(const toml::table& t) {
   {
     Reader r(t, "run");
     r.integer("threads", c.threads);
+    r.integer("checkpoint_every", c.checkpoint_every);
   }
   c.validate();
   return c;
@@ -237,6 +238,8 @@ void Config::validate() const {
   std::string err;
   if (!optimizer.IsValid(&err) || !stop.IsValid(&err) || !record.IsValid(&err)) throw Error(err);
   if (!std::isfinite(record_dt) || record_dt < 0) throw Error("record.dt: must be finite and >= 0");
+  if (checkpoint_every < 0)
+    throw Error(fmt::format("run.checkpoint_every: must be >= 0, got {}", checkpoint_every));
   if (threads < 1) throw Error(fmt::format("run.threads: must be >= 1, got {}", threads));
 }
 
@@ -297,7 +300,8 @@ std::string Config::to_toml() const {
                                  {"singular_values", record.singular_values},
                                  {"dt", record_dt},
                                  {"analytic", record.analytic}});
-  t.insert("run", toml::table{{"threads", threads}});
+  t.insert("run", toml::table{{"threads", threads},
+                              {"checkpoint_every", static_cast<int64_t>(checkpoint_every)}});
   std::ostringstream os;
   os << t << "\n";
   return os.str();

@@ -24,8 +24,9 @@ struct Config {
   OptimizerOptions optimizer;
   StopOptions stop;
   RecordOptions record;
-  double record_dt = 0;  // [record] dt: continuous optimizers record every dt (0: time / 100)
-  int threads = 2;       // [run] threads: BLAS threads
+  double record_dt = 0;       // [record] dt: continuous optimizers record every dt (0: time / 100)
+  int threads = 2;            // [run] threads: BLAS threads
+  long checkpoint_every = 0;  // [run] checkpoint_every: discrete optimizers, iterations (0: off)
 
   // d_0 .. d_n of the network for this problem.
   std::vector<Index> dims() const;

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dln/model/network.hpp"
 
@@ -38,6 +39,10 @@ class Optimizer {
   virtual ~Optimizer() = default;
   // One update from gradients g at the current factors w (all layers simultaneously).
   virtual void step(Factors& w, const Factors& g) = 0;
+  // The optimizer's state for checkpoints (buffers like the factors, and scalars); restore()
+  // takes exactly what state() gave and continues bit-identically.
+  virtual void state(Factors& /*buffers*/, std::vector<double>& /*scalars*/) const {}
+  virtual void restore(const Factors& /*buffers*/, const std::vector<double>& /*scalars*/) {}
   static std::unique_ptr<Optimizer> create(const OptimizerOptions& options, const Factors& shape);
 };
 

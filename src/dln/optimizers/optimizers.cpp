@@ -87,6 +87,8 @@ class Momentum final : public Optimizer {
       w[j] -= lr_ * v_[j];
     }
   }
+  void state(Factors& buffers, std::vector<double>&) const override { buffers = v_; }
+  void restore(const Factors& buffers, const std::vector<double>&) override { v_ = buffers; }
 
  private:
   double lr_, mu_;
@@ -108,6 +110,14 @@ class GroupRmsprop final : public Optimizer {
     const double s_hat = bias_correction_ ? s_ / (1 - alpha_pow_) : s_;
     const double rate = lr_ / (std::sqrt(s_hat) + eps_);
     for (std::size_t j = 0; j < w.size(); ++j) w[j] -= rate * g[j];
+  }
+  void state(Factors&, std::vector<double>& scalars) const override {
+    scalars = {s_, alpha_pow_, static_cast<double>(t_)};
+  }
+  void restore(const Factors&, const std::vector<double>& scalars) override {
+    s_ = scalars.at(0);
+    alpha_pow_ = scalars.at(1);
+    t_ = static_cast<long>(scalars.at(2));
   }
 
  private:
@@ -136,6 +146,20 @@ class Adam final : public Optimizer {
       v_[j] = b2_ * v_[j] + (1 - b2_) * g[j].cwiseProduct(g[j]);
       w[j].array() -= lr_ * (m_[j].array() / c1) / ((v_[j].array() / c2).sqrt() + eps_);
     }
+  }
+  void state(Factors& buffers, std::vector<double>& scalars) const override {
+    buffers = m_;
+    buffers.insert(buffers.end(), v_.begin(), v_.end());
+    scalars = {b1_pow_, b2_pow_};
+  }
+  void restore(const Factors& buffers, const std::vector<double>& scalars) override {
+    const std::size_t n = m_.size();
+    for (std::size_t j = 0; j < n; ++j) {
+      m_[j] = buffers.at(j);
+      v_[j] = buffers.at(n + j);
+    }
+    b1_pow_ = scalars.at(0);
+    b2_pow_ = scalars.at(1);
   }
 
  private:

@@ -117,7 +117,8 @@ bool Recorder::record(long iteration, double time, double loss, double grad_norm
 
 Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const StopOptions& stop,
               const RecordOptions& record, const Mat* ground_truth,
-              const std::vector<Callback*>& callbacks) {
+              const std::vector<Callback*>& callbacks, const CheckpointOptions* checkpoints,
+              const Checkpoint* resume) {
   std::string err;
   if (!stop.IsValid(&err) || !record.IsValid(&err)) throw Error(err);
   Summary summary;
@@ -131,6 +132,13 @@ Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const Stop
   };
 
   long t = 0;
+  if (resume) {
+    t = resume->iteration;
+    w = resume->w;
+    optimizer.restore(resume->buffers, resume->scalars);
+    summary.history = resume->history;
+  }
+  const long first = t;
   for (;; ++t) {
     const double loss = objective.evaluate_with_gradient(w, grads);
     bool go_on = true;
@@ -143,7 +151,8 @@ Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const Stop
     const bool last = !go_on || (stop.loss_tol > 0 && loss <= stop.loss_tol) ||
                       t >= stop.max_iters ||
                       (stop.max_seconds > 0 && elapsed() >= stop.max_seconds);
-    if (t % record.every == 0 || last) go_on = record_row(t, loss) && go_on;
+    const bool recorded = !summary.history.empty() && summary.history.back().iteration == t;
+    if ((t % record.every == 0 || last) && !recorded) go_on = record_row(t, loss) && go_on;
     if (!go_on) {
       summary.termination = Termination::kCallback;
       summary.message = "stopped by a callback";
@@ -160,6 +169,14 @@ Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const Stop
     if (stop.max_seconds > 0 && elapsed() >= stop.max_seconds) {
       summary.termination = Termination::kTimeLimit;
       break;
+    }
+    if (checkpoints && checkpoints->every > 0 && t > first && t % checkpoints->every == 0) {
+      Checkpoint c;
+      c.iteration = t;
+      c.w = w;
+      optimizer.state(c.buffers, c.scalars);
+      c.history = summary.history;
+      checkpoints->write(c);
     }
     optimizer.step(w, grads);
   }

@@ -135,9 +135,24 @@ Summary train_end_to_end_flow(const Loss& loss, Mat& w, int depth, const FlowOpt
                               const Mat* ground_truth,
                               const std::vector<Callback*>& callbacks = {});
 
+// A discrete run's full state after `iteration` steps (before the next one): factors, optimizer
+// state and the history so far. Resuming from it continues bit-identically.
+struct Checkpoint {
+  long iteration = 0;
+  Factors w;
+  Factors buffers;
+  std::vector<double> scalars;
+  std::vector<HistoryRow> history;
+};
+struct CheckpointOptions {
+  long every = 0;  // write a checkpoint every this many iterations (0: never)
+  std::function<void(const Checkpoint&)> write;
+};
+
 // Trains w in place. ground_truth (optional) adds reconstruction errors to each record.
 Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const StopOptions& stop,
               const RecordOptions& record, const Mat* ground_truth,
-              const std::vector<Callback*>& callbacks = {});
+              const std::vector<Callback*>& callbacks = {},
+              const CheckpointOptions* checkpoints = nullptr, const Checkpoint* resume = nullptr);
 
 }  // namespace dln

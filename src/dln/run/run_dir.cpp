@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "dln/core/blas.hpp"
 #include "dln/dynamics/end_to_end.hpp"
@@ -28,7 +29,12 @@ long peak_rss_bytes() {
   return u.ru_maxrss * 1024L;
 }
 
-RunResult run(const Config& config, const std::vector<Callback*>& callbacks) {
+namespace {
+void write_factors(const std::string& dir, const Factors& w, const char* prefix = "W");
+}  // namespace
+
+RunResult run(const Config& config, const std::vector<Callback*>& callbacks, const std::string& dir,
+              bool resume) {
   config.validate();
   RunResult r;
   r.config = config;
@@ -38,6 +44,25 @@ RunResult run(const Config& config, const std::vector<Callback*>& callbacks) {
   blas::set_threads(*std::max_element(dims.begin(), dims.end()) >= 150 ? config.threads : 1);
   r.init = initialize(dims, config.network.init);
   r.factors = r.init;
+  if (!dir.empty() && !resume) {
+    // What a killed run needs to be replayed or resumed, before any training.
+    io::ensure_writable_directory(dir);
+    write_factors((fs::path(dir) / "init").string(), r.init);
+    save_problem_data(r.problem, (fs::path(dir) / "data").string());
+    io::write_file_atomic((fs::path(dir) / "config.toml").string(), config.to_toml());
+  }
+  CheckpointOptions ckpt;
+  if (!dir.empty() && config.checkpoint_every > 0) {
+    ckpt.every = config.checkpoint_every;
+    ckpt.write = [dir](const Checkpoint& c) { write_checkpoint(dir, c); };
+  }
+  std::optional<Checkpoint> from;
+  if (resume) {
+    if (config.optimizer.continuous())
+      throw Error("--resume: continuous optimizers write no checkpoints");
+    from = read_checkpoint(dir);
+  }
+  const Checkpoint* resume_from = from ? &*from : nullptr;
   const Mat* truth = r.problem.ground_truth ? &*r.problem.ground_truth : nullptr;
   OptimizerOptions opt = config.optimizer;
   if (opt.depth == 0) opt.depth = config.network.depth;
@@ -64,7 +89,7 @@ RunResult run(const Config& config, const std::vector<Callback*>& callbacks) {
                         Objective e2e_objective({dims.front(), dims.back()}, *r.problem.loss);
                         auto stepper = Optimizer::create(opt, w);
                         return train(e2e_objective, w, *stepper, config.stop, config.record, truth,
-                                     callbacks);
+                                     callbacks, &ckpt, resume_from);
                       }();
     // Factors for the run directory: Procedure 1 applied to the final end-to-end matrix.
     r.factors = balanced_factors(dims, w[0]);
@@ -76,8 +101,8 @@ RunResult run(const Config& config, const std::vector<Callback*>& callbacks) {
                                       callbacks);
     } else {
       auto optimizer = Optimizer::create(opt, r.factors);
-      r.summary =
-          train(objective, r.factors, *optimizer, config.stop, config.record, truth, callbacks);
+      r.summary = train(objective, r.factors, *optimizer, config.stop, config.record, truth,
+                        callbacks, &ckpt, resume_from);
     }
   }
   r.end_to_end = end_to_end(r.factors);
@@ -157,10 +182,60 @@ std::string analytic_csv(const RunResult& r) {
   return out;
 }
 
-void write_factors(const std::string& dir, const Factors& w) {
+void write_factors(const std::string& dir, const Factors& w, const char* prefix) {
   io::ensure_writable_directory(dir);
   for (std::size_t j = 0; j < w.size(); ++j)
-    io::write_npy((fs::path(dir) / fmt::format("W{}.npy", j + 1)).string(), w[j]);
+    io::write_npy((fs::path(dir) / fmt::format("{}{}.npy", prefix, j + 1)).string(), w[j]);
+}
+
+Factors read_factors(const std::string& dir, const char* prefix, std::size_t count) {
+  Factors w;
+  for (std::size_t j = 0; j < count; ++j)
+    w.push_back(
+        io::read_npy_matrix((fs::path(dir) / fmt::format("{}{}.npy", prefix, j + 1)).string()));
+  return w;
+}
+
+nlohmann::json row_json(const HistoryRow& h) {
+  auto vec = [](const Vec& v) { return std::vector<double>(v.data(), v.data() + v.size()); };
+  nlohmann::json j = {{"iteration", h.iteration},
+                      {"time", h.time},
+                      {"loss", h.loss},
+                      {"grad_norm", h.grad_norm},
+                      {"unbalancedness", h.unbalancedness},
+                      {"fro_norm", h.metrics.fro_norm},
+                      {"nuclear_norm", h.metrics.nuclear_norm},
+                      {"spectral_norm", h.metrics.spectral_norm},
+                      {"effective_rank", h.metrics.effective_rank},
+                      {"seconds", h.seconds},
+                      {"singular_values", vec(h.metrics.singular_values)},
+                      {"analytic_sigma", vec(h.analytic_sigma)}};
+  if (h.metrics.recon_mse) j["recon_mse"] = *h.metrics.recon_mse;
+  if (h.metrics.recon_rel_error) j["recon_rel_error"] = *h.metrics.recon_rel_error;
+  return j;
+}
+
+HistoryRow row_from_json(const nlohmann::json& j) {
+  auto vec = [](const nlohmann::json& a) {
+    const auto v = a.get<std::vector<double>>();
+    return Vec(Eigen::Map<const Vec>(v.data(), static_cast<Index>(v.size())));
+  };
+  HistoryRow h;
+  h.iteration = j.at("iteration").get<long>();
+  h.time = j.at("time").get<double>();
+  h.loss = j.at("loss").get<double>();
+  h.grad_norm = j.at("grad_norm").get<double>();
+  h.unbalancedness = j.at("unbalancedness").get<double>();
+  h.metrics.fro_norm = j.at("fro_norm").get<double>();
+  h.metrics.nuclear_norm = j.at("nuclear_norm").get<double>();
+  h.metrics.spectral_norm = j.at("spectral_norm").get<double>();
+  h.metrics.effective_rank = j.at("effective_rank").get<double>();
+  h.seconds = j.at("seconds").get<double>();
+  h.metrics.singular_values = vec(j.at("singular_values"));
+  h.analytic_sigma = vec(j.at("analytic_sigma"));
+  if (j.contains("recon_mse")) h.metrics.recon_mse = j["recon_mse"].get<double>();
+  if (j.contains("recon_rel_error")) h.metrics.recon_rel_error = j["recon_rel_error"].get<double>();
+  return h;
 }
 
 }  // namespace
@@ -213,6 +288,49 @@ std::string summary_json(const RunResult& r) {
     j["final"] = f;
   }
   return j.dump(2) + "\n";
+}
+
+void write_checkpoint(const std::string& dir, const Checkpoint& c) {
+  const fs::path final_dir = fs::path(dir) / "checkpoint", tmp = fs::path(dir) / "checkpoint.tmp",
+                 old = fs::path(dir) / "checkpoint.old";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  write_factors(tmp.string(), c.w, "W");
+  write_factors(tmp.string(), c.buffers, "B");
+  nlohmann::json j;
+  j["iteration"] = c.iteration;
+  j["factors"] = c.w.size();
+  j["buffers"] = c.buffers.size();
+  j["scalars"] = c.scalars;
+  j["history"] = nlohmann::json::array();
+  for (const auto& h : c.history) j["history"].push_back(row_json(h));
+  io::write_file_atomic((tmp / "state.json").string(), j.dump() + "\n");
+  // Swap directories: a kill at any point leaves either checkpoint/ or checkpoint.old/ whole.
+  fs::remove_all(old, ec);
+  if (fs::exists(final_dir)) fs::rename(final_dir, old);
+  fs::rename(tmp, final_dir);
+  fs::remove_all(old, ec);
+}
+
+Checkpoint read_checkpoint(const std::string& dir) {
+  fs::path cdir = fs::path(dir) / "checkpoint";
+  if (!fs::exists(cdir / "state.json") && fs::exists(fs::path(dir) / "checkpoint.old/state.json"))
+    cdir = fs::path(dir) / "checkpoint.old";
+  const fs::path state = cdir / "state.json";
+  if (!fs::exists(state)) throw Error(state.string() + ": no checkpoint to resume from");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(io::read_file(state.string()));
+    Checkpoint c;
+    c.iteration = j.at("iteration").get<long>();
+    c.w = read_factors(cdir.string(), "W", j.at("factors").get<std::size_t>());
+    c.buffers = read_factors(cdir.string(), "B", j.at("buffers").get<std::size_t>());
+    c.scalars = j.at("scalars").get<std::vector<double>>();
+    for (const auto& h : j.at("history")) c.history.push_back(row_from_json(h));
+    return c;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(state.string() + ": malformed checkpoint (" + e.what() + ")");
+  }
 }
 
 void write_run_directory(const std::string& dir, const RunResult& r) {

@@ -18,7 +18,15 @@ struct RunResult {
 };
 
 // Builds the problem and the network from the config and trains (BLAS threads = config.threads).
-RunResult run(const Config& config, const std::vector<Callback*>& callbacks = {});
+// With a run directory, config.toml, init/ and data/ are written before training, and discrete
+// optimizers write dir/checkpoint/ every run.checkpoint_every iterations; `resume` continues
+// from that checkpoint (bit-identical to an uninterrupted run).
+RunResult run(const Config& config, const std::vector<Callback*>& callbacks = {},
+              const std::string& dir = "", bool resume = false);
+
+// dir/checkpoint/ (state.json, W*.npy, B*.npy), written atomically by swapping directories.
+void write_checkpoint(const std::string& dir, const Checkpoint& c);
+Checkpoint read_checkpoint(const std::string& dir);
 
 // Writes the run directory (docs/run-directory.md): config.toml, summary.json, history.csv,
 // singular_values.csv, end_to_end.npy, init/W*.npy, factors/W*.npy, data/*. Every file atomically.
