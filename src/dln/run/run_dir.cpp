@@ -136,12 +136,14 @@ std::string history_csv(const RunResult& r) {
   return out;
 }
 
-std::string singular_values_csv(const RunResult& r) {
+// One row per record: iteration[,time] and the vector `column(row)` as columns prefix1..prefixK.
+template <class Column>
+std::string per_record_csv(const RunResult& r, const char* prefix, const Column& column) {
   Index k = 0;
-  for (const auto& h : r.summary.history) k = std::max(k, h.metrics.singular_values.size());
+  for (const auto& h : r.summary.history) k = std::max(k, column(h).size());
   const bool flow = r.summary.continuous;
   std::string out = flow ? "iteration,time" : "iteration";
-  for (Index i = 1; i <= k; ++i) out += fmt::format(",s{}", i);
+  for (Index i = 1; i <= k; ++i) out += fmt::format(",{}{}", prefix, i);
   out += "\n";
   for (const auto& h : r.summary.history) {
     out += std::to_string(h.iteration);
@@ -149,37 +151,26 @@ std::string singular_values_csv(const RunResult& r) {
       out += ',';
       out += num(h.time);
     }
+    const Vec& v = column(h);
     for (Index i = 0; i < k; ++i) {
       out += ',';
-      if (i < h.metrics.singular_values.size()) out += num(h.metrics.singular_values[i]);
+      if (i < v.size()) out += num(v[i]);
     }
     out += "\n";
   }
   return out;
 }
 
+std::string singular_values_csv(const RunResult& r) {
+  return per_record_csv(
+      r, "s", [](const HistoryRow& h) -> const Vec& { return h.metrics.singular_values; });
+}
+
 // record.analytic: signed singular values of the analytic SVD (Def. 4), one column per tracked
 // component in a fixed identity order.
 std::string analytic_csv(const RunResult& r) {
-  Index k = 0;
-  for (const auto& h : r.summary.history) k = std::max(k, h.analytic_sigma.size());
-  const bool flow = r.summary.continuous;
-  std::string out = flow ? "iteration,time" : "iteration";
-  for (Index i = 1; i <= k; ++i) out += fmt::format(",sigma{}", i);
-  out += "\n";
-  for (const auto& h : r.summary.history) {
-    out += std::to_string(h.iteration);
-    if (flow) {
-      out += ',';
-      out += num(h.time);
-    }
-    for (Index i = 0; i < k; ++i) {
-      out += ',';
-      if (i < h.analytic_sigma.size()) out += num(h.analytic_sigma[i]);
-    }
-    out += "\n";
-  }
-  return out;
+  return per_record_csv(r, "sigma",
+                        [](const HistoryRow& h) -> const Vec& { return h.analytic_sigma; });
 }
 
 void write_factors(const std::string& dir, const Factors& w, const char* prefix) {
