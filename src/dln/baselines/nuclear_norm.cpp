@@ -22,7 +22,9 @@
 // rel_gap 1e-6 in 100-400 iterations (0.2-0.5 s). The 5000-observation box problem with tol 1e-3
 // takes ~3500-4500 iterations (~5 s): its optimum has a tiny 6th singular value (~1e-6 relative)
 // and a dual certificate with sigma_7 ~ 0.99, an ill-conditioned instance for any first-order
-// method.
+// method. Of 400 random small instances (up to 25 x 25, completion and sensing, equality and
+// box), 3 did not certify rel_gap 1e-7 within 20000 iterations (reported gaps 5e-7 to 4e-5,
+// termination "max_iters"); the best fixed rho needs ~6000 iterations on those.
 #include "dln/baselines/nuclear_norm.hpp"
 
 #include <fmt/format.h>
@@ -55,6 +57,7 @@ constexpr long kCheckEvery = 10;     // iterations between certificates (and rho
 constexpr double kAlpha = 1.8;       // over-relaxation (Boyd et al. 2011, Section 3.4.3)
 constexpr double kBalanceMu = 10.0;  // rho changes when one part of the gap is 10x the other
 constexpr double kBalanceTau = 2.0;  // ... by this factor
+constexpr double kRhoRange = 1e3;    // rho stays within [rho0 / 1e3, rho0 * 1e3]
 
 lapack_int lapack_size(Index n) { return static_cast<lapack_int>(n); }
 
@@ -71,15 +74,15 @@ struct SvdWork {
     u.resize(m, k);
     vt.resize(k, n);
     s.resize(k);
-    lapack_int info =
-        LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'S', lapack_size(m), lapack_size(n), work.data(),
-                       lapack_size(m), s.data(), u.data(), lapack_size(m), vt.data(), lapack_size(k));
+    lapack_int info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'S', lapack_size(m), lapack_size(n),
+                                     work.data(), lapack_size(m), s.data(), u.data(),
+                                     lapack_size(m), vt.data(), lapack_size(k));
     if (info != 0) {
       work = a;
       superb.resize(k);
-      info = LAPACKE_dgesvd(LAPACK_COL_MAJOR, 'S', 'S', lapack_size(m), lapack_size(n),
-                            work.data(), lapack_size(m), s.data(), u.data(), lapack_size(m),
-                            vt.data(), lapack_size(k), superb.data());
+      info = LAPACKE_dgesvd(LAPACK_COL_MAJOR, 'S', 'S', lapack_size(m), lapack_size(n), work.data(),
+                            lapack_size(m), s.data(), u.data(), lapack_size(m), vt.data(),
+                            lapack_size(k), superb.data());
     }
     if (info != 0) throw Error("minimum nuclear norm: SVD did not converge");
   }
@@ -95,9 +98,8 @@ struct SvdWork {
     if (info != 0) {
       work = a;
       superb.resize(k);
-      info = LAPACKE_dgesvd(LAPACK_COL_MAJOR, 'N', 'N', lapack_size(m), lapack_size(n),
-                            work.data(), lapack_size(m), s.data(), &dummy, 1, &dummy, 1,
-                            superb.data());
+      info = LAPACKE_dgesvd(LAPACK_COL_MAJOR, 'N', 'N', lapack_size(m), lapack_size(n), work.data(),
+                            lapack_size(m), s.data(), &dummy, 1, &dummy, 1, superb.data());
     }
     if (info != 0) throw Error("minimum nuclear norm: SVD did not converge");
   }
@@ -126,7 +128,9 @@ struct SvdWork {
   }
 };
 
-double relative_gap(double upper, double lower) { return upper > 0 ? (upper - lower) / upper : 0; }
+double relative_gap(double upper, double lower) {
+  return upper > 0 ? std::max(0.0, (upper - lower) / upper) : 0.0;
+}
 
 // The ADMM bookkeeping shared by completion and sensing: the penalty and the best certificate.
 struct Progress {
@@ -150,21 +154,32 @@ struct Progress {
   // Gap balancing, in the spirit of residual balancing (Boyd et al. 2011, Section 3.4.1) but on
   // the quantity we stop on: the certified gap splits into (upper - ||X||_*) + (||X||_* - bound),
   // X the thresholded iterate. A dominant first part means X is far from feasible: raise rho
-  // (tighter coupling X = Z); a dominant second part means the multipliers lag: lower rho.
-  // Measured 3x fewer iterations than residual balancing on the 100 x 100 box problems.
+  // (tighter coupling X = Z); a dominant second part means X is nearly feasible but its value
+  // is far from the bound: lower rho (larger steps for the multipliers).
+  // Absolute values, since an infeasible X may have ||X||_* outside [bound, upper]. rho stays
+  // within a factor 1e3 of its start (unbounded drift overflows the scaled duals, ~1/rho).
+  // Measured against residual balancing (primal vs dual residual) and hybrids: 3x fewer
+  // iterations on the 100 x 100 box problems, and the fewest failures on 400 random small
+  // completion and sensing instances.
   // Returns the factor the scaled duals must be multiplied by (old rho / new rho).
   double balance(double upper, double x_nuclear) {
-    const double primal = upper - x_nuclear, dual = x_nuclear - best_bound;
-    if (primal > kBalanceMu * dual) {
+    const double primal = std::abs(upper - x_nuclear), dual = std::abs(x_nuclear - best_bound);
+    if (primal > kBalanceMu * dual && rho * kBalanceTau <= rho_max) {
       rho *= kBalanceTau;
       return 1.0 / kBalanceTau;
     }
-    if (dual > kBalanceMu * primal) {
+    if (dual > kBalanceMu * primal && rho / kBalanceTau >= rho_min) {
       rho /= kBalanceTau;
       return kBalanceTau;
     }
     return 1.0;
   }
+  void start(double rho0) {
+    rho = rho0;
+    rho_min = rho0 / kRhoRange;
+    rho_max = rho0 * kRhoRange;
+  }
+  double rho_min = 0.0, rho_max = 0.0;
 };
 
 // The threshold 1/rho starts at a tenth of the data's top singular value; balancing adapts it.
@@ -192,8 +207,9 @@ void finish(NuclearNormResult& out, const Progress& p, Index constraints, Index 
             long iters, bool converged, Clock::time_point t0) {
   out.iterations = iters;
   out.termination = converged ? "converged" : "max_iters";
-  out.dual_bound = p.best_bound;
-  out.rel_gap = relative_gap(out.nuclear_norm, p.best_bound);
+  // A bound above the primal value can only be rounding (weak duality): clamp it.
+  out.dual_bound = std::min(p.best_bound, out.nuclear_norm);
+  out.rel_gap = relative_gap(out.nuclear_norm, out.dual_bound);
   out.dual = p.best_dual.size() ? p.best_dual : Vec::Zero(constraints);
   out.dual_matrix = p.best_dual_matrix.size() ? p.best_dual_matrix : Mat::Zero(rows, cols);
   out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -215,8 +231,8 @@ NuclearNormResult min_nuclear_norm_completion(Index rows, Index cols, const std:
   std::string err;
   if (!options.IsValid(&err)) throw Error(err);
   if (rows < 1 || cols < 1)
-    throw Error(fmt::format("min_nuclear_norm_completion: shape must be positive, got {}x{}", rows,
-                            cols));
+    throw Error(
+        fmt::format("min_nuclear_norm_completion: shape must be positive, got {}x{}", rows, cols));
   if (r.size() != b.size() || c.size() != b.size())
     throw Error(fmt::format(
         "min_nuclear_norm_completion: r, c and b must have the same length, got {}, {} and {}",
@@ -246,7 +262,7 @@ NuclearNormResult min_nuclear_norm_completion(Index rows, Index cols, const std:
   Progress p;
   Mat z = Mat::Zero(rows, cols), x(rows, cols), a(rows, cols), w(rows, cols);
   for (Index i = 0; i < m; ++i) z(lin[i]) = std::clamp(0.0, b[i] - tol, b[i] + tol);  // P_C(0)
-  p.rho = options.rho > 0 ? options.rho : auto_rho(svd.spectral(z));
+  p.start(options.rho > 0 ? options.rho : auto_rho(svd.spectral(z)));
   Vec u = Vec::Zero(m), y(m);
 
   NuclearNormResult out;
@@ -323,6 +339,7 @@ NuclearNormResult min_nuclear_norm_sensing(Index rows, Index cols, const Mat& a,
   if ((row_norm.array() == 0).any())
     throw Error("min_nuclear_norm_sensing: a measurement matrix A_i is zero");
   const double tol = options.tol;
+  if ((b.array().abs() <= tol).all()) return zero_solution(rows, cols, m, t0);  // also m = 0
 
   const Vec dinv = row_norm.cwiseInverse();
   const Vec bh = b.cwiseProduct(dinv);
@@ -337,7 +354,6 @@ NuclearNormResult min_nuclear_norm_sensing(Index rows, Index cols, const Mat& a,
     throw Error(
         "min_nuclear_norm_sensing: the measurement matrices are linearly dependent (A A^T is "
         "singular)");
-  if ((b.array().abs() <= tol).all()) return zero_solution(rows, cols, m, t0);
   g.diagonal().array() += 1.0;
   const Eigen::LLT<Mat> chol_reg(g);
   g.diagonal().array() -= 1.0;
@@ -356,7 +372,7 @@ NuclearNormResult min_nuclear_norm_sensing(Index rows, Index cols, const Mat& a,
                      w(rows, cols), xf(rows, cols), corr(rows, cols);
   Vec s(m), az = Vec::Zero(m), us = Vec::Zero(m), t(m), y(m);
   apply_at(bh, w);
-  p.rho = options.rho > 0 ? options.rho : auto_rho(svd.spectral(w));
+  p.start(options.rho > 0 ? options.rho : auto_rho(svd.spectral(w)));
 
   NuclearNormResult out;
   long iter = 0;

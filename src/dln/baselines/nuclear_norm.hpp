@@ -15,7 +15,7 @@ struct NuclearNormOptions {
   double tol = 0.0;        // 0: equality <A_i, X> = b_i; > 0: box |<A_i, X> - b_i| <= tol
   double rel_gap = 1e-7;   // stop when (||X||_* - dual_bound) / ||X||_* <= rel_gap (certified)
   long max_iters = 20000;  // ADMM iterations
-  double rho = 0.0;        // initial ADMM penalty; 0: automatic (adapted by residual balancing)
+  double rho = 0.0;        // initial ADMM penalty; 0: automatic (then adapted to balance the gap)
   bool IsValid(std::string* error) const;
 };
 
