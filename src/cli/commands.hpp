@@ -1,6 +1,16 @@
+// Subcommands of the `dln` CLI. Each `add_*` registers its options on the app and returns the
+// subcommand with the function that runs it once parsed (exit code; dln::Error -> exit 2).
 #pragma once
 
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <utility>
+
 namespace dln::cli {
+
+using Command = std::pair<CLI::App*, std::function<int()>>;
+
 // `dln demo`: depth 1, 2, 3 on a synthetic rank-5 completion problem; prints a table.
 int demo(bool quiet);
+
 }  // namespace dln::cli

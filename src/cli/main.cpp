@@ -75,6 +75,9 @@ int main(int argc, char** argv) {
   peak->add_option("--threads", threads, "BLAS threads")->check(CLI::Range(1, 1024));
   peak->add_option("--repeats", repeats, "Best of this many")->check(CLI::Range(1, 1000));
 
+  // Subcommands defined in their own files (src/cli/*.cpp) register here.
+  std::vector<dln::cli::Command> commands;
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -92,6 +95,8 @@ int main(int argc, char** argv) {
         if (!r.pass) return 1;
       return 0;
     }
+    for (auto& [sub, runner] : commands)
+      if (*sub) return runner();
     if (*peak) {
       dln::blas::set_threads(threads);
       const double g = dln::blas::measure_dgemm_gflops(size, repeats);
