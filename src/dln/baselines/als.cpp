@@ -1,0 +1,4 @@
+// placeholder: being written
+#include "dln/baselines/als.hpp"
+
+namespace dln {}  // namespace dln

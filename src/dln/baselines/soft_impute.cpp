@@ -1,0 +1,4 @@
+// placeholder: being written
+#include "dln/baselines/soft_impute.hpp"
+
+namespace dln {}  // namespace dln

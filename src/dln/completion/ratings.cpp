@@ -1,0 +1,4 @@
+// placeholder: being written
+#include "dln/completion/ratings.hpp"
+
+namespace dln {}  // namespace dln

@@ -1,0 +1,4 @@
+// placeholder: being written
+#include "dln/experiments/experiments.hpp"
+
+namespace dln {}  // namespace dln
