@@ -1,0 +1,3 @@
+#include "dln/experiments/common.hpp"
+
+namespace dln::experiments {}  // namespace dln::experiments
