@@ -1,1 +1,144 @@
-# plot (being written)
+"""Draws the figure of a `dln experiment` directory from its CSV files (matplotlib).
+
+Usage: /usr/bin/python3 plot.py DIR NAME   ->  DIR/NAME.png and DIR/NAME.svg
+Written into every experiment directory by dln; edit it freely to restyle a figure.
+"""
+import csv
+import os
+import sys
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read(directory, name):
+    with open(os.path.join(directory, name), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def mean_by(rows, keys, value):
+    groups = defaultdict(list)
+    for r in rows:
+        groups[tuple(r[k] for k in keys)].append(float(r[value]))
+    return {k: sum(v) / len(v) for k, v in groups.items()}
+
+
+def method_label(m):
+    return "min nuclear" if m == "min_nuclear" else m.replace("depth", "depth ") + " LNN"
+
+
+def fig2(directory):
+    rows = read(directory, "results.csv")
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for panel, value, title in ((0, "recon_mse", "reconstruction error (per-entry MSE)"),
+                                (1, "nuclear_norm", "nuclear norm")):
+        means = mean_by(rows, ("method", "observations"), value)
+        for m in methods:
+            xs = sorted({int(k[1]) for k in means if k[0] == m})
+            ys = [means[(m, str(x))] for x in xs]
+            axes[panel].plot(xs, ys, marker="o", label=method_label(m))
+        axes[panel].set_xlabel("observations")
+        axes[panel].set_title(title)
+        if panel == 0:
+            axes[panel].set_yscale("log")
+        axes[panel].legend()
+    truth = [float(r["truth_nuclear_norm"]) for r in rows if r.get("truth_nuclear_norm")]
+    if truth:
+        axes[1].axhline(sum(truth) / len(truth), color="gray", ls="--", label="ground truth")
+        axes[1].legend()
+    fig.suptitle("Figure 2: matrix completion, min nuclear norm vs linear neural networks")
+    return fig
+
+
+def fig3(directory):
+    traj = read(directory, "trajectories.csv")
+    panels = list(dict.fromkeys((r["setting"], r["method"]) for r in traj))
+    settings = list(dict.fromkeys(p[0] for p in panels))
+    methods = list(dict.fromkeys(p[1] for p in panels))
+    fig, axes = plt.subplots(len(settings), len(methods), squeeze=False,
+                             figsize=(4 * len(methods), 3.3 * len(settings)))
+    seed = traj[0]["seed"]
+    for i, s in enumerate(settings):
+        for j, m in enumerate(methods):
+            ax = axes[i][j]
+            pts = [r for r in traj if r["setting"] == s and r["method"] == m and r["seed"] == seed]
+            series = defaultdict(list)
+            for r in pts:
+                series[int(r["index"])].append((int(r["iteration"]), float(r["sigma"])))
+            for k in sorted(series):
+                xs, ys = zip(*series[k])
+                ax.plot(xs, ys, lw=1.2)
+            ax.set_title(f"{s}: {method_label(m).replace(' LNN', '') if m != 'depth1' else 'linear (depth 1)'}")
+            ax.set_xlabel("iteration")
+            if j == 0:
+                ax.set_ylabel("singular values")
+    fig.suptitle("Figure 3: singular values of the end-to-end matrix during gradient descent")
+    fig.tight_layout()
+    return fig
+
+
+def prop5(directory):
+    traj = read(directory, "trajectories.csv")
+    cases = list(dict.fromkeys((r["variant"], r["method"]) for r in traj))
+    seed = traj[0]["seed"]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for variant, method in cases:
+        pts = [r for r in traj if r["variant"] == variant and r["method"] == method
+               and r["seed"] == seed]
+        loss = [float(r["loss"]) for r in pts]
+        it = [int(r["iteration"]) for r in pts]
+        label = f"{method_label(method).replace(' LNN', '')}, {variant}"
+        axes[0].loglog(loss, [abs(float(r["w00"])) for r in pts], label=label)
+        axes[1].loglog(loss, [float(r["fro_norm"]) for r in pts], label=label)
+        axes[2].semilogy(it, loss, label=label)
+    ls = sorted({float(r["loss"]) for r in traj if 0 < float(r["loss"]) < 1.0 / 6})
+    if ls:
+        axes[0].loglog(ls, [max(1e-3, (6 * x) ** -0.5 - 2) for x in ls], "k--",
+                       label="bound 1/sqrt(6 loss) - 2")
+    axes[0].set_xlabel("loss")
+    axes[0].set_ylabel("|w_11| (unobserved entry)")
+    axes[1].set_xlabel("loss")
+    axes[1].set_ylabel("Frobenius norm of W")
+    axes[2].set_xlabel("iteration")
+    axes[2].set_ylabel("loss")
+    for ax in axes[:2]:
+        ax.invert_xaxis()
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.suptitle("Proposition 5: norms grow without bound as the loss goes to zero")
+    fig.tight_layout()
+    return fig
+
+
+def compression(directory):
+    rows = read(directory, "results.csv")
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    means = mean_by(rows, ("method", "rank"), "recon_mse")
+    params = {(r["method"], r["rank"]): int(r["parameters"]) for r in rows}
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for m in methods:
+        ks = sorted({int(k[1]) for k in means if k[0] == m})
+        ax.plot([params[(m, str(k))] for k in ks], [means[(m, str(k))] for k in ks], marker=".",
+                label=method_label(m) if m != "depth1" else "linear (depth 1)")
+    ax.set_xlabel("parameters of the rank-truncated solution, rho (d + d' - rho)")
+    ax.set_ylabel("reconstruction error (per-entry MSE)")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title("Section 4.4: implicit compression by overparameterization")
+    fig.tight_layout()
+    return fig
+
+
+def main():
+    directory, name = sys.argv[1], sys.argv[2]
+    fig = {"fig2": fig2, "fig3": fig3, "prop5": prop5, "compression": compression}[name](directory)
+    for ext in ("png", "svg"):
+        fig.savefig(os.path.join(directory, f"{name}.{ext}"), dpi=120)
+
+
+if __name__ == "__main__":
+    main()

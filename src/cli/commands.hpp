@@ -13,4 +13,8 @@ using Command = std::pair<CLI::App*, std::function<int()>>;
 // `dln demo`: depth 1, 2, 3 on a synthetic rank-5 completion problem; prints a table.
 int demo(bool quiet);
 
+// `dln complete RATINGS --out DIR` (src/cli/complete.cpp, docs/complete.md).
+void add_complete(CLI::App& app, std::vector<Command>& commands);
+void add_experiment(CLI::App& app, std::vector<Command>& commands);
+
 }  // namespace dln::cli

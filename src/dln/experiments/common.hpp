@@ -1,2 +1,101 @@
-// being written
+// Shared machinery of `dln experiment`: parameters from experiments/NAME.toml, tidy result
+// tables, parallel runs, the report and the matplotlib figure.
 #pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dln/config/config.hpp"
+#include "dln/run/run_dir.hpp"
+#include "dln/experiments/experiments.hpp"
+
+namespace dln::experiments {
+
+// The [experiment] table of experiments/NAME.toml (built in, or the user's edited copy given by
+// --config), with its [quick] table applied under --quick. A user file may only use keys of the
+// built-in file, with the same types (an integer is accepted where a number is expected).
+class Params {
+ public:
+  Params(const std::string& name, const Options& options);
+  ~Params();
+  Params(const Params&) = delete;
+  Params& operator=(const Params&) = delete;
+
+  double real(const char* key) const;
+  long integer(const char* key) const;
+  bool boolean(const char* key) const;
+  std::string string(const char* key) const;
+  std::vector<long> integers(const char* key) const;
+  std::vector<double> reals(const char* key) const;
+  std::vector<std::string> strings(const char* key) const;
+  // The parameters used, as a TOML file with one [experiment] table.
+  std::string resolved_toml() const;
+  const std::string& source() const { return source_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string source_;
+};
+
+// A tidy table: fixed columns, one row per method x setting x seed; written as CSV.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> columns) : columns_(std::move(columns)) {}
+  void add(std::vector<std::string> cells);  // throws if the cell count differs
+  std::string csv() const;
+  std::size_t rows() const { return rows_.size(); }
+
+ private:
+  std::vector<std::string> columns_;
+  std::vector<std::vector<std::string>> rows_;
+};
+std::string num(double v);  // 17 significant digits: exact round trip
+
+// Runs job(0..n-1) on `workers` threads (each job must be independent); rethrows the first
+// exception. BLAS stays single-threaded inside each job.
+void parallel_for(int n, int workers, const std::function<void(int)>& job);
+
+// Thread-safe progress line on stderr unless quiet.
+void progress(const Options& options, const std::string& line);
+
+// One claim of the notes and whether this run supports it.
+struct Claim {
+  std::string statement;  // the notes' claim, in their words
+  bool supported = false;
+  std::string evidence;  // the numbers that decide it
+};
+
+// Writes report.md: title, what ran (mode, seeds, wall time), the claims with verdicts and
+// evidence, a markdown body (tables), and the figure's files.
+void write_report(const std::string& out, const std::string& title, const Options& options,
+                  const Params& params, const std::vector<Claim>& claims,
+                  const std::string& body, double seconds, const std::string& figure_note);
+
+// Copies the built-in plotting script to out/plot.py and runs it with Debian's python3 (or
+// $DLN_PYTHON) to draw out/NAME.png and out/NAME.svg from the CSV files. Returns "" on success,
+// else why no figure was drawn (the experiment still succeeds).
+std::string draw_figure(const std::string& out, const std::string& name, const Options& options);
+
+// The text of a built-in file ("experiments/fig2.toml").
+std::string embedded_text(const std::string& path);
+
+// Common config of a deep matrix-factorization run inside an experiment (one BLAS thread).
+Config base_config();
+
+// Runs a config into out/runs/<tag>/ (the full run directory) and returns the result.
+RunResult run_into(const Config& config, const std::string& out, const std::string& tag,
+                   const std::vector<Callback*>& callbacks = {});
+
+// Mean of values.
+double mean(const std::vector<double>& v);
+
+// Entry point of each experiment.
+int fig2(const Options& options);
+int fig3(const Options& options);
+int prop5(const Options& options);
+int compression(const Options& options);
+
+}  // namespace dln::experiments

@@ -1,3 +1,5 @@
 #include "dln/experiments/common.hpp"
 
-namespace dln::experiments {}  // namespace dln::experiments
+namespace dln::experiments {
+int compression(const Options&) { throw Error("compression: not yet"); }
+}  // namespace dln::experiments

@@ -1,4 +1,44 @@
-// placeholder: being written
 #include "dln/experiments/experiments.hpp"
 
-namespace dln {}  // namespace dln
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "dln/experiments/common.hpp"
+
+namespace dln::experiments {
+
+bool Options::IsValid(std::string* error) const {
+  if (seeds < 0) return *error = fmt::format("--seeds: must be >= 1, got {}", seeds), false;
+  if (workers < 1) return *error = fmt::format("--workers: must be >= 1, got {}", workers), false;
+  return true;
+}
+
+std::vector<std::string> names() { return {"fig2", "fig3", "prop5", "compression"}; }
+
+namespace {
+void check_name(const std::string& name) {
+  for (const auto& n : names())
+    if (n == name) return;
+  throw Error(fmt::format("experiment: unknown name '{}' (expected one of {})", name,
+                          fmt::join(names(), ", ")));
+}
+}  // namespace
+
+std::string default_config(const std::string& name) {
+  check_name(name);
+  return embedded_text(fmt::format("experiments/{}.toml", name));
+}
+
+int run_experiment(const std::string& name, const Options& options) {
+  check_name(name);
+  std::string error;
+  if (!options.IsValid(&error)) throw Error(error);
+  Options o = options;
+  if (o.out.empty()) o.out = "experiment-" + name;
+  if (name == "fig2") return fig2(o);
+  if (name == "fig3") return fig3(o);
+  if (name == "prop5") return prop5(o);
+  return compression(o);
+}
+
+}  // namespace dln::experiments
