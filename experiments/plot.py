@@ -62,6 +62,8 @@ def fig3(directory):
     fig, axes = plt.subplots(len(settings), len(methods), squeeze=False,
                              figsize=(4 * len(methods), 3.3 * len(settings)))
     seed = traj[0]["seed"]
+    err = {(r["setting"], r["method"], r["seed"]): float(r["recon_rel_error"])
+           for r in read(directory, "results.csv")}
     for i, s in enumerate(settings):
         for j, m in enumerate(methods):
             ax = axes[i][j]
@@ -72,7 +74,8 @@ def fig3(directory):
             for k in sorted(series):
                 xs, ys = zip(*series[k])
                 ax.plot(xs, ys, lw=1.2)
-            ax.set_title(f"{s}: {method_label(m).replace(' LNN', '') if m != 'depth1' else 'linear (depth 1)'}")
+            name = "linear (depth 1)" if m == "depth1" else method_label(m).replace(" LNN", "")
+            ax.set_title(f"{s}: {name}, rel. error {err[(s, m, seed)]:.2g}", fontsize=10)
             ax.set_xlabel("iteration")
             if j == 0:
                 ax.set_ylabel("singular values")
