@@ -175,12 +175,12 @@ int fig3(const Options& options) {
   for (const auto& setting : problems) {
     Claim once, incremental, sharper;
     once.statement = fmt::format(
-        "{}: depth 1 (no hidden layer) learns all singular values at once: t50 of the {}-th "
-        "over the 1st <= {}.",
+        "{}: depth 1 (no hidden layer) learns all singular values at once: t50 of singular "
+        "value {} over that of singular value 1 <= {}.",
         setting, rank, d1_spread);
     incremental.statement = fmt::format(
-        "{}: depth >= 2 learns them one at a time, largest first: t50 of the {}-th over the 1st "
-        ">= {} and larger than depth 1's.",
+        "{}: depth >= 2 learns them one at a time, largest first: t50 of singular value {} over "
+        "that of singular value 1 >= {} and larger than depth 1's.",
         setting, rank, min_spread);
     sharper.statement = fmt::format(
         "{}: the incremental learning sharpens with depth: each transition (10% to 90% of the "

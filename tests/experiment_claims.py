@@ -1,0 +1,187 @@
+"""Runs `dln experiment NAME --quick` and checks the notes' claim independently of dln's own
+verdict, from the experiment's results.csv / trajectories.csv (and, for compression, by
+recomputing the truncations with numpy from the run directories).
+
+Usage: /usr/bin/python3 experiment_claims.py DLN_BINARY NAME OUT_DIR
+Exits 77 (CTest: skipped) when numpy is missing.
+"""
+import csv
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+try:
+    import numpy as np
+    import tomllib
+except ImportError:
+    sys.exit(77)
+
+
+def read(d, name):
+    with open(os.path.join(d, name), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def check(cond, msg):
+    if not cond:
+        print("CLAIM FAILED:", msg)
+        sys.exit(1)
+    print("ok:", msg)
+
+
+def mean(xs):
+    xs = list(xs)
+    return sum(xs) / len(xs)
+
+
+def fig2(d, cfg):
+    rows = read(d, "results.csv")
+    few, many = cfg["claim_few"], cfg["claim_many"]
+
+    def avg(method, m, key):
+        return mean(float(r[key]) for r in rows
+                    if r["method"] == method and int(r["observations"]) == m)
+
+    nuc_mse, nuc_norm = avg("min_nuclear", few, "recon_mse"), avg("min_nuclear", few, "nuclear_norm")
+    deep = [k for k in cfg["depths"] if k >= 3]
+    check(deep, "fig2 has a depth >= 3")
+    for k in deep:
+        mse, norm = avg(f"depth{k}", few, "recon_mse"), avg(f"depth{k}", few, "nuclear_norm")
+        check(mse * 10 <= nuc_mse, f"fig2 {few} obs: depth {k} MSE {mse:.3g} <= min-nuclear "
+                                    f"{nuc_mse:.3g} / 10")
+        check(norm > nuc_norm, f"fig2 {few} obs: depth {k} nuclear norm {norm:.6g} > min-nuclear "
+                               f"{nuc_norm:.6g}")
+    for meth in ["min_nuclear"] + [f"depth{k}" for k in cfg["depths"]]:
+        e = avg(meth, many, "recon_rel_error")
+        check(e <= 1e-2, f"fig2 {many} obs: {meth} relative error {e:.3g} <= 1e-2")
+    for r in rows:
+        if r["method"] != "min_nuclear":
+            check(float(r["train_loss"]) <= cfg["loss_tol"] * 1.0001 or r["termination"] != "loss_tol",
+                  f"fig2 {r['method']} {r['observations']}: loss {float(r['train_loss']):.3g}")
+
+
+def crossing(pts, level):
+    for i, (t, s) in enumerate(pts):
+        if s >= level:
+            if i == 0:
+                return 0.0
+            t0, s0 = pts[i - 1]
+            return t0 + (t - t0) * (level - s0) / (s - s0)
+    return math.nan
+
+
+def fig3(d, cfg):
+    traj = read(d, "trajectories.csv")
+    res = {(r["setting"], r["method"]): r for r in read(d, "results.csv") if r["seed"] == "1"}
+    rank = cfg["rank"]
+    for setting in cfg["problems"]:
+        spread, width = {}, {}
+        for depth in cfg["depths"]:
+            m = f"depth{depth}"
+            pts = [r for r in traj if r["setting"] == setting and r["method"] == m and r["seed"] == "1"]
+            t50, w = [], []
+            for k in range(1, rank + 1):
+                series = [(float(r["time"]), float(r["sigma"])) for r in pts if int(r["index"]) == k]
+                final = series[-1][1]
+                t10, t5, t90 = (crossing(series, f * final) for f in (0.1, 0.5, 0.9))
+                t50.append(t5)
+                w.append((t90 - t10) / t5)
+            spread[depth], width[depth] = t50[-1] / t50[0], mean(w)
+            mine = float(res[(setting, m)]["spread"])
+            check(abs(mine - spread[depth]) <= 1e-9 * abs(mine),
+                  f"fig3 {setting} depth {depth}: results.csv spread {mine:.6g} recomputed")
+        if 1 in spread:
+            check(spread[1] <= 1.5, f"fig3 {setting}: depth 1 spread {spread[1]:.3g} <= 1.5 (at once)")
+        for depth in spread:
+            if depth >= 2:
+                check(spread[depth] >= 1.5 and spread[depth] > spread.get(1, 0),
+                      f"fig3 {setting}: depth {depth} spread {spread[depth]:.3g} >= 1.5 (one at a time)")
+        ws = [width[k] for k in sorted(width)]
+        check(all(a > b for a, b in zip(ws, ws[1:])),
+              f"fig3 {setting}: transition widths {['%.3g' % x for x in ws]} decrease with depth")
+
+
+def prop5(d, cfg):
+    traj = read(d, "trajectories.csv")
+    tol, res = cfg["loss_tol"], cfg["det_resolution"]
+    bound_tol = 1 / math.sqrt(6 * tol) - 2
+    cases = {(r["variant"], r["method"], r["seed"]) for r in traj}
+    judged = 0
+    for case in sorted(cases):
+        pts = [r for r in traj if (r["variant"], r["method"], r["seed"]) == case]
+        det0 = float(pts[0]["det"])
+        resolved = []
+        for r in pts:
+            if abs(float(r["det"])) <= res * float(r["fro_norm"]) ** 2:
+                break
+            resolved.append(r)
+        check(all(float(r["det"]) * det0 > 0 for r in resolved),
+              f"prop5 {case}: det sign kept over {len(resolved)} resolved records (Lemma 2)")
+        last = pts[-1]
+        if case[0] == "eq15_det_neg":
+            check(float(last["loss"]) <= tol and float(last["fro_norm"]) < cfg["claim_control_norm"],
+                  f"prop5 {case}: control reaches loss {float(last['loss']):.3g} with norm "
+                  f"{float(last['fro_norm']):.3g}")
+            continue
+        margins = [abs(float(r["w00"])) - (1 / math.sqrt(6 * float(r["loss"])) - 2)
+                   for r in resolved if float(r["loss"]) < 1 / 6]
+        check(margins and min(margins) >= -1e-9,
+              f"prop5 {case}: |w11| >= 1/sqrt(6 loss) - 2 at all {len(margins)} resolved records "
+              f"with loss < 1/6 (smallest margin {min(margins) if margins else 0:.4g})")
+        if len(resolved) == len(pts):
+            judged += 1
+            for key in ("w00", "fro_norm", "nuclear_norm", "spectral_norm"):
+                check(float(last["loss"]) <= tol * (1 + 1e-9) and abs(float(last[key])) >= bound_tol,
+                      f"prop5 {case}: at loss {float(last['loss']):.3g}, |{key}| "
+                      f"{abs(float(last[key])):.4g} >= {bound_tol:.4g}")
+    check(judged > 0, f"prop5: {judged} runs reached loss_tol with det resolved")
+
+
+def compression(d, cfg):
+    rows = read(d, "results.csv")
+    rank = cfg["rank"]
+    by = {(r["method"], int(r["rank"])): float(r["recon_mse"]) for r in rows if r["seed"] == "1"}
+    deepest = max(cfg["depths"])
+    run = os.path.join(d, "runs", f"depth{deepest}_seed1")
+    x = np.load(os.path.join(run, "end_to_end.npy"))
+    truth = np.load(os.path.join(run, "data", "ground_truth.npy"))
+    u, s, vt = np.linalg.svd(x)
+    for rho in (1, rank, rank + 2):
+        xr = (u[:, :rho] * s[:rho]) @ vt[:rho]
+        mse = float(np.mean((xr - truth) ** 2))
+        mine = by[(f"depth{deepest}", rho)]
+        check(abs(mse - mine) <= 1e-8 * mine, f"compression: rank-{rho} MSE {mine:.6g} recomputed "
+                                              f"by numpy ({mse:.6g})")
+    e = by[(f"depth{deepest}", rank)]
+    for other in ("depth1", "min_nuclear"):
+        if (other, rank) in by:
+            check(by[(other, rank)] >= 10 * e, f"compression: rank-{rank} {other} MSE "
+                                               f"{by[(other, rank)]:.3g} >= 10x depth {deepest}'s {e:.3g}")
+    errs = [by[(f"depth{k}", rank)] for k in sorted(cfg["depths"])]
+    check(all(a > b for a, b in zip(errs, errs[1:])), f"compression: rank-{rank} MSE decreases with depth {errs}")
+
+
+def main():
+    dln, name, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    shutil.rmtree(out, ignore_errors=True)
+    subprocess.run([dln, "experiment", name, "--quick", "--out", out, "--quiet"], check=True)
+    with open(os.path.join(out, "config.toml"), "rb") as f:
+        cfg = tomllib.load(f)["experiment"]
+    for f in ("results.csv", "report.md", "config.toml", "plot.py"):
+        check(os.path.exists(os.path.join(out, f)), f"{name}: {f} written")
+    try:
+        import matplotlib  # noqa: F401
+        for ext in ("png", "svg"):
+            p = os.path.join(out, f"{name}.{ext}")
+            check(os.path.getsize(p) > 1000, f"{name}: {name}.{ext} drawn")
+    except ImportError:
+        print("matplotlib missing: figure not checked")
+    with open(os.path.join(out, "report.md")) as f:
+        check("this run supports the notes' claims" in f.read(), f"{name}: report.md verdict")
+    {"fig2": fig2, "fig3": fig3, "prop5": prop5, "compression": compression}[name](out, cfg)
+
+
+if __name__ == "__main__":
+    main()
