@@ -43,7 +43,8 @@ Objective::Objective(std::vector<Index> dims, const Loss& loss)
   prefix_.resize(static_cast<std::size_t>(n) + 1);
   suffix_.resize(static_cast<std::size_t>(n) + 1);
   scratch_.resize(static_cast<std::size_t>(n) + 1);
-  for (int j = 2; j <= n; ++j) prefix_[j].setZero(d(j), d(0));
+  // Completion never forms W_{n:1} (d_n x d_0): its prefixes stop at W_{n-1:1}.
+  for (int j = 2; j <= (completion_ ? n - 1 : n); ++j) prefix_[j].setZero(d(j), d(0));
   for (int j = 1; j < n; ++j)
     if (j < n - 1 || n == 2) suffix_[j].setZero(d(j), d(n));
   for (int j = 1; j <= n; ++j) {
@@ -117,6 +118,12 @@ double Objective::evaluate_with_gradient(const Factors& w, Factors& grads) {
 
 double Objective::evaluate(const Factors& w) {
   if (depth() == 1) return loss_.value(w[0]);
+  if (completion_) {  // residuals at the observed entries only, as in completion_step
+    compute_suffix(w);
+    compute_prefix(w, depth() - 1);
+    sparse::residuals(suffix_[1], w[0], pattern_, residual_.data());
+    return 0.5 * completion_->coef() * residual_.squaredNorm();
+  }
   compute_prefix(w, depth());
   return loss_.value(prefix_[depth()]);
 }

@@ -41,6 +41,7 @@ bool RecordOptions::IsValid(std::string* error) const {
   auto fail = [&](const char* m) { return (error && (*error = m, true)), false; };
   if (every <= 0) return fail("record.every: must be >= 1");
   if (singular_values < 0) return fail("record.singular_values: must be >= 0");
+  if (analytic && !end_to_end) return fail("record.analytic: needs end-to-end records");
   return true;
 }
 
@@ -97,7 +98,7 @@ bool Recorder::record(long iteration, double time, double loss, double grad_norm
   row.loss = loss;
   row.grad_norm = grad_norm;
   row.unbalancedness = unbalancedness_value;
-  row.metrics = end_to_end_metrics(e2e, truth_);
+  if (options_.end_to_end) row.metrics = end_to_end_metrics(e2e, truth_);
   const Index k = std::min<Index>(options_.singular_values, row.metrics.singular_values.size());
   row.metrics.singular_values.conservativeResize(k);
   if (tracker_) {
@@ -128,7 +129,8 @@ Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const Stop
   auto record_row = [&](long t, double loss) {
     double sq = 0.0;
     for (const auto& g : grads) sq += g.squaredNorm();
-    return recorder.record(t, 0.0, loss, std::sqrt(sq), unbalancedness(w), end_to_end(w), w);
+    return recorder.record(t, 0.0, loss, std::sqrt(sq), unbalancedness(w),
+                           record.end_to_end ? end_to_end(w) : Mat(), w);
   };
 
   long t = 0;
@@ -181,7 +183,8 @@ Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const Stop
     optimizer.step(w, grads);
   }
   summary.iterations = t;
-  summary.final_loss = objective.loss().value(end_to_end(w));
+  summary.final_loss =
+      record.end_to_end ? objective.loss().value(end_to_end(w)) : objective.evaluate(w);
   summary.wall_seconds = elapsed();
   return summary;
 }

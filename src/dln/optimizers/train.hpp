@@ -29,6 +29,9 @@ struct RecordOptions {
   long every = 50;           // record at iterations 0, every, 2 every, ... and the last
   int singular_values = 10;  // how many top singular values of W_{n:1} to keep per record
   bool analytic = false;     // also track signed, continuously ordered singular values (Def. 4)
+  // false: records hold loss, grad_norm and unbalancedness only and train()'s final_loss comes
+  // from the objective, so W_{n:1} is never formed (large completion problems, e.g. ratings).
+  bool end_to_end = true;
   bool IsValid(std::string* error) const;
 };
 
