@@ -9,8 +9,8 @@
 namespace dln::cli {
 
 void add_experiment(CLI::App& app, std::vector<Command>& commands) {
-  auto* sub = app.add_subcommand(
-      "experiment", "Reproduce a result of the notes: fig2, fig3, prop5, compression");
+  auto* sub = app.add_subcommand("experiment",
+                                 "Reproduce a result of the notes: fig2, fig3, prop5, compression");
   struct State {
     std::string name;
     experiments::Options options;
@@ -24,8 +24,8 @@ void add_experiment(CLI::App& app, std::vector<Command>& commands) {
   sub->add_option("--config", s->options.config_path,
                   "An edited copy of experiments/NAME.toml (see --print-config)");
   sub->add_option("--workers", s->options.workers, "Runs in parallel (default 2)");
-  sub->add_flag("--no-plot", [s](std::int64_t) { s->options.plot = false; },
-                "Skip the matplotlib figure");
+  sub->add_flag(
+      "--no-plot", [s](std::int64_t) { s->options.plot = false; }, "Skip the matplotlib figure");
   sub->add_flag("--quiet,-q", s->options.quiet, "No progress lines");
   sub->add_flag("--print-config", s->print_config, "Print the built-in config and exit");
   commands.emplace_back(sub, [s] {

@@ -284,8 +284,8 @@ RunResult run_into(const Config& config, const std::string& out, const std::stri
 // Report and figure
 
 void write_report(const std::string& out, const std::string& title, const Options& options,
-                  const Params& params, const std::vector<Claim>& claims,
-                  const std::string& body, double seconds, const std::string& figure_note) {
+                  const Params& params, const std::vector<Claim>& claims, const std::string& body,
+                  double seconds, const std::string& figure_note) {
   std::string md = fmt::format("# {}\n\n", title);
   md += fmt::format(
       "dln {} · mode: {} · config: {} (resolved copy: `config.toml`) · wall time {:.1f} s\n\n",
@@ -296,16 +296,17 @@ void write_report(const std::string& out, const std::string& title, const Option
                                                : "this run does NOT support every claim");
   md += "## Claims\n\n";
   for (const auto& c : claims)
-    md += fmt::format("- **{}** {}\n  - {}\n", c.supported ? "Supported:" : "Not supported:",
-                      c.statement, c.evidence);
+    md += fmt::format("- **{}** {}\n  - {}\n",
+                      c.supported ? "Supported:" : "Not supported:", c.statement, c.evidence);
   md += "\n" + body + "\n";
   md += "## Files\n\n- `results.csv`: one row per method x setting x seed (tidy)\n";
   md += figure_note.empty() ? fmt::format("- figure: see the PNG and SVG in this directory\n")
                             : fmt::format("- no figure: {}\n", figure_note);
-  md += "- `config.toml`: the parameters used; `dln experiment NAME --config config.toml` "
-        "reruns them\n- `runs/`: the run directory of every training run (config, data, "
-        "initial and final factors, history)\n- `plot.py`: redraws the figure from the CSV "
-        "files\n";
+  md +=
+      "- `config.toml`: the parameters used; `dln experiment NAME --config config.toml` "
+      "reruns them\n- `runs/`: the run directory of every training run (config, data, "
+      "initial and final factors, history)\n- `plot.py`: redraws the figure from the CSV "
+      "files\n";
   io::write_file_atomic((fs::path(out) / "report.md").string(), md);
 }
 
@@ -319,8 +320,8 @@ std::string draw_figure(const std::string& out, const std::string& name, const O
   else if (access("/usr/bin/python3", X_OK) == 0)
     python = "/usr/bin/python3";
   const std::string log = (fs::path(out) / "plot.log").string();
-  const std::string cmd = fmt::format("'{}' '{}' '{}' '{}' > '{}' 2>&1", python, script, out, name,
-                                      log);
+  const std::string cmd =
+      fmt::format("'{}' '{}' '{}' '{}' > '{}' 2>&1", python, script, out, name, log);
   const int rc = std::system(cmd.c_str());
   if (rc != 0) {
     std::string why = io::read_file(log);

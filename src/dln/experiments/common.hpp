@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "dln/config/config.hpp"
-#include "dln/run/run_dir.hpp"
 #include "dln/experiments/experiments.hpp"
+#include "dln/run/run_dir.hpp"
 
 namespace dln::experiments {
 
@@ -71,8 +71,8 @@ struct Claim {
 // Writes report.md: title, what ran (mode, seeds, wall time), the claims with verdicts and
 // evidence, a markdown body (tables), and the figure's files.
 void write_report(const std::string& out, const std::string& title, const Options& options,
-                  const Params& params, const std::vector<Claim>& claims,
-                  const std::string& body, double seconds, const std::string& figure_note);
+                  const Params& params, const std::vector<Claim>& claims, const std::string& body,
+                  double seconds, const std::string& figure_note);
 
 // Copies the built-in plotting script to out/plot.py and runs it with Debian's python3 (or
 // $DLN_PYTHON) to draw out/NAME.png and out/NAME.svg from the CSV files. Returns "" on success,

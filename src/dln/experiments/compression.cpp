@@ -175,8 +175,8 @@ int compression(const Options& options) {
     for (const auto& m : methods) {
       if (m == deep) continue;
       const double e = avg(m, kr);
-      parts.push_back(fmt::format("{}: rank-{} MSE {:.3g} ({:.3g}x the deepest's)", m, rank, e,
-                                  e / e_deep));
+      parts.push_back(
+          fmt::format("{}: rank-{} MSE {:.3g} ({:.3g}x the deepest's)", m, rank, e, e / e_deep));
       if (m == "depth1" || m == "min_nuclear") ok = ok && e >= factor * e_deep;
     }
     c.supported = ok;
@@ -211,25 +211,29 @@ int compression(const Options& options) {
     if (rho >= 1 && rho <= max_rho && std::find(show.begin(), show.end(), rho) == show.end())
       show.push_back(rho);
   std::sort(show.begin(), show.end());
-  for (long rho : show) body += fmt::format(" rho={} ({} params) |", rho, rho * (rows + cols - rho));
+  for (long rho : show)
+    body += fmt::format(" rho={} ({} params) |", rho, rho * (rows + cols - rho));
   body += "\n|---|---|";
   for (std::size_t i = 0; i < show.size(); ++i) body += "---|";
   body += "\n";
   for (const auto& m : methods) {
     body += fmt::format("| {} | {:.3g} |", m, avg(m, kfull));
-    for (long rho : show) body += fmt::format(" {:.3g} |", avg(m, static_cast<std::size_t>(rho - 1)));
+    for (long rho : show)
+      body += fmt::format(" {:.3g} |", avg(m, static_cast<std::size_t>(rho - 1)));
     body += "\n";
   }
   body += fmt::format("\nDense model: {} parameters.\n", dense);
   const std::string figure = draw_figure(options.out, "compression", options);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  write_report(options.out, "Section 4.4: implicit compression by overparameterization",
-               options, p, claims, body, seconds, figure);
-  for (const auto& c : claims)
-    std::printf("%s %s\n", c.supported ? "[supported]" : "[NOT supported]", c.statement.c_str());
-  std::printf("wrote %s/{results.csv,report.md%s} in %.1f s\n", options.out.c_str(),
-              figure.empty() ? ",compression.png,compression.svg" : "", seconds);
+  write_report(options.out, "Section 4.4: implicit compression by overparameterization", options, p,
+               claims, body, seconds, figure);
+  if (!options.quiet) {
+    for (const auto& c : claims)
+      std::printf("%s %s\n", c.supported ? "[supported]" : "[NOT supported]", c.statement.c_str());
+    std::printf("wrote %s/{results.csv,report.md%s} in %.1f s\n", options.out.c_str(),
+                figure.empty() ? ",compression.png,compression.svg" : "", seconds);
+  }
   return 0;
 }
 

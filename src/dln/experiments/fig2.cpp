@@ -97,8 +97,8 @@ int fig2(const Options& options) {
       row.seconds = sol.seconds;
       row.iterations = sol.iterations;
       row.termination = sol.termination;
-      const auto dir = fs::path(options.out) / "runs" /
-                       fmt::format("min_nuclear_obs{}_seed{}", j.count, j.seed);
+      const auto dir =
+          fs::path(options.out) / "runs" / fmt::format("min_nuclear_obs{}_seed{}", j.count, j.seed);
       io::ensure_writable_directory(dir.string());
       io::write_npy((dir / "X.npy").string(), sol.x);
     } else {
@@ -115,8 +115,8 @@ int fig2(const Options& options) {
       c.stop.max_iters = p.integer("max_iters");
       c.stop.loss_tol = p.real("loss_tol");
       c.record.every = p.integer("record_every");
-      const auto r = run_into(c, options.out,
-                              fmt::format("depth{}_obs{}_seed{}", j.depth, j.count, j.seed));
+      const auto r =
+          run_into(c, options.out, fmt::format("depth{}_obs{}_seed{}", j.depth, j.count, j.seed));
       const auto m = end_to_end_metrics(r.end_to_end, &*r.problem.ground_truth);
       row.method = fmt::format("depth{}", j.depth);
       row.truth_nuclear_norm = singular_values(*r.problem.ground_truth).sum();
@@ -140,9 +140,9 @@ int fig2(const Options& options) {
                "termination", "truth_nuclear_norm"});
   for (const auto& r : rows)
     table.add({"fig2", r.method, std::to_string(r.observations), std::to_string(r.seed),
-               num(r.recon_mse), num(r.recon_rel_error), num(r.nuclear_norm),
-               num(r.effective_rank), num(r.train_loss), std::to_string(r.iterations),
-               num(r.seconds), r.termination, num(r.truth_nuclear_norm)});
+               num(r.recon_mse), num(r.recon_rel_error), num(r.nuclear_norm), num(r.effective_rank),
+               num(r.train_loss), std::to_string(r.iterations), num(r.seconds), r.termination,
+               num(r.truth_nuclear_norm)});
   io::write_file_atomic((fs::path(options.out) / "results.csv").string(), table.csv());
 
   // Means over seeds per (method, count).
@@ -165,8 +165,8 @@ int fig2(const Options& options) {
         "nuclear norm is higher.",
         few, factor);
     if (!has(few)) {
-      c.evidence = fmt::format("not tested: experiment.claim_few = {} is not an observation count",
-                               few);
+      c.evidence =
+          fmt::format("not tested: experiment.claim_few = {} is not an observation count", few);
     } else {
       const double nuc_err = avg("min_nuclear", few, &Fig2Row::recon_mse);
       const double nuc_norm = avg("min_nuclear", few, &Fig2Row::nuclear_norm);
@@ -176,8 +176,8 @@ int fig2(const Options& options) {
       for (long d : depths) {
         const double e = avg(fmt::format("depth{}", d), few, &Fig2Row::recon_mse);
         const double n = avg(fmt::format("depth{}", d), few, &Fig2Row::nuclear_norm);
-        parts.push_back(fmt::format("depth {}: MSE {:.3g} ({:.0f}x below), nuclear norm {:.5g}",
-                                    d, e, nuc_err / e, n));
+        parts.push_back(fmt::format("depth {}: MSE {:.3g} ({:.0f}x below), nuclear norm {:.5g}", d,
+                                    e, nuc_err / e, n));
         if (d >= 3) {
           ok = true;
           all = all && e * factor <= nuc_err && n > nuc_norm;
@@ -196,8 +196,8 @@ int fig2(const Options& options) {
         "error <= {}).",
         many, coincide);
     if (!has(many)) {
-      c.evidence = fmt::format(
-          "not tested: experiment.claim_many = {} is not an observation count", many);
+      c.evidence =
+          fmt::format("not tested: experiment.claim_many = {} is not an observation count", many);
     } else {
       bool all = true;
       std::vector<std::string> parts;
@@ -214,22 +214,22 @@ int fig2(const Options& options) {
     claims.push_back(c);
   }
 
-  std::string body = "## Results (mean over seeds)\n\n| observations | method | MSE | relative "
-                     "error | nuclear norm | effective rank | iterations |\n|---|---|---|---|---|"
-                     "---|---|\n";
+  std::string body =
+      "## Results (mean over seeds)\n\n| observations | method | MSE | relative "
+      "error | nuclear norm | effective rank | iterations |\n|---|---|---|---|---|"
+      "---|---|\n";
   for (long m : counts) {
     std::vector<std::string> methods{"min_nuclear"};
     for (long d : depths) methods.push_back(fmt::format("depth{}", d));
     for (const auto& meth : methods)
-      body += fmt::format("| {} | {} | {:.3g} | {:.3g} | {:.5g} | {:.2f} | {:.0f} |\n", m, meth,
-                          avg(meth, m, &Fig2Row::recon_mse), avg(meth, m, &Fig2Row::recon_rel_error),
-                          avg(meth, m, &Fig2Row::nuclear_norm),
-                          avg(meth, m, &Fig2Row::effective_rank), [&] {
-                            std::vector<double> v;
-                            for (const auto* r : by.at({meth, m}))
-                              v.push_back(static_cast<double>(r->iterations));
-                            return mean(v);
-                          }());
+      body += fmt::format(
+          "| {} | {} | {:.3g} | {:.3g} | {:.5g} | {:.2f} | {:.0f} |\n", m, meth,
+          avg(meth, m, &Fig2Row::recon_mse), avg(meth, m, &Fig2Row::recon_rel_error),
+          avg(meth, m, &Fig2Row::nuclear_norm), avg(meth, m, &Fig2Row::effective_rank), [&] {
+            std::vector<double> v;
+            for (const auto* r : by.at({meth, m})) v.push_back(static_cast<double>(r->iterations));
+            return mean(v);
+          }());
   }
   const std::string figure = draw_figure(options.out, "fig2", options);
   const double seconds =
@@ -238,10 +238,12 @@ int fig2(const Options& options) {
                "Figure 2: implicit regularization in matrix completion (min nuclear norm vs deep "
                "linear networks)",
                options, p, claims, body, seconds, figure);
-  for (const auto& c : claims)
-    std::printf("%s %s\n", c.supported ? "[supported]" : "[NOT supported]", c.statement.c_str());
-  std::printf("wrote %s/{results.csv,report.md%s} in %.1f s\n", options.out.c_str(),
-              figure.empty() ? ",fig2.png,fig2.svg" : "", seconds);
+  if (!options.quiet) {
+    for (const auto& c : claims)
+      std::printf("%s %s\n", c.supported ? "[supported]" : "[NOT supported]", c.statement.c_str());
+    std::printf("wrote %s/{results.csv,report.md%s} in %.1f s\n", options.out.c_str(),
+                figure.empty() ? ",fig2.png,fig2.svg" : "", seconds);
+  }
   return 0;
 }
 

@@ -90,8 +90,8 @@ int fig3(const Options& options) {
   std::atomic<int> done{0};
   parallel_for(static_cast<int>(runs.size()), options.workers, [&](int i) {
     Fig3Run& run = runs[static_cast<std::size_t>(i)];
-    const auto di = static_cast<std::size_t>(
-        std::find(depths.begin(), depths.end(), run.depth) - depths.begin());
+    const auto di = static_cast<std::size_t>(std::find(depths.begin(), depths.end(), run.depth) -
+                                             depths.begin());
     Config c = base_config();
     c.problem.kind = run.setting;
     c.problem.rows = p.integer("rows");
@@ -109,8 +109,8 @@ int fig3(const Options& options) {
     c.stop.loss_tol = p.real("loss_tol");
     c.record.every = record_every[di];
     c.record.singular_values = keep;
-    const auto result = run_into(c, options.out,
-                                 fmt::format("{}_depth{}_seed{}", run.setting, run.depth, run.seed));
+    const auto result = run_into(
+        c, options.out, fmt::format("{}_depth{}_seed{}", run.setting, run.depth, run.seed));
     for (const auto& h : result.summary.history) {
       run.record_iter.push_back(h.iteration);
       run.record_sigma.push_back(h.metrics.singular_values);
@@ -141,9 +141,9 @@ int fig3(const Options& options) {
                                   run.recon_rel_error, run.seconds));
   });
 
-  Table table({"experiment", "method", "setting", "seed", "depth", "lr", "iterations",
-               "final_loss", "recon_rel_error", "spread", "transition_width",
-               "separated_pairs", "t50", "final_sigma", "seconds"});
+  Table table({"experiment", "method", "setting", "seed", "depth", "lr", "iterations", "final_loss",
+               "recon_rel_error", "spread", "transition_width", "separated_pairs", "t50",
+               "final_sigma", "seconds"});
   Table traj({"setting", "method", "seed", "iteration", "time", "index", "sigma"});
   for (const auto& r : runs) {
     std::vector<std::string> t50, sig;
@@ -206,13 +206,14 @@ int fig3(const Options& options) {
     }
     if (have1)
       for (long d : depths)
-        if (d >= 2) inc_ok = inc_ok && avg(setting, d, &Fig3Run::spread) > avg(setting, 1, &Fig3Run::spread);
+        if (d >= 2)
+          inc_ok = inc_ok && avg(setting, d, &Fig3Run::spread) > avg(setting, 1, &Fig3Run::spread);
     incremental.supported = deep > 0 && inc_ok;
     sharper.supported = depths.size() >= 2 && sharp_ok;
-    once.evidence = incremental.evidence = fmt::format("spread t50_{}/t50_1: {}", rank,
-                                                       fmt::join(spreads, "; "));
-    sharper.evidence = fmt::format("mean transition width (t90 - t10) / t50: {}",
-                                   fmt::join(widths, "; "));
+    once.evidence = incremental.evidence =
+        fmt::format("spread t50_{}/t50_1: {}", rank, fmt::join(spreads, "; "));
+    sharper.evidence =
+        fmt::format("mean transition width (t90 - t10) / t50: {}", fmt::join(widths, "; "));
     if (!have1) once.evidence = "not tested: depth 1 is not in experiment.depths";
     claims.push_back(once);
     claims.push_back(incremental);
@@ -237,13 +238,14 @@ int fig3(const Options& options) {
   const std::string figure = draw_figure(options.out, "fig3", options);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  write_report(options.out,
-               "Figure 3: incremental learning of singular values (depth 1, 2, 3)", options, p,
-               claims, body, seconds, figure);
-  for (const auto& c : claims)
-    std::printf("%s %s\n", c.supported ? "[supported]" : "[NOT supported]", c.statement.c_str());
-  std::printf("wrote %s/{results.csv,trajectories.csv,report.md%s} in %.1f s\n",
-              options.out.c_str(), figure.empty() ? ",fig3.png,fig3.svg" : "", seconds);
+  write_report(options.out, "Figure 3: incremental learning of singular values (depth 1, 2, 3)",
+               options, p, claims, body, seconds, figure);
+  if (!options.quiet) {
+    for (const auto& c : claims)
+      std::printf("%s %s\n", c.supported ? "[supported]" : "[NOT supported]", c.statement.c_str());
+    std::printf("wrote %s/{results.csv,trajectories.csv,report.md%s} in %.1f s\n",
+                options.out.c_str(), figure.empty() ? ",fig3.png,fig3.svg" : "", seconds);
+  }
   return 0;
 }
 

@@ -30,9 +30,9 @@ class Prop5Recorder final : public Callback {
   bool on_record(const HistoryRow& row, const Factors& w) override {
     const Mat e = end_to_end(w);
     const double l = row.loss;
-    points.push_back({row.iteration, row.time, l, e(0, 0), e(0, 1), e(1, 0), e(1, 1), e.determinant(),
-                      row.metrics.fro_norm, row.metrics.nuclear_norm, row.metrics.spectral_norm,
-                      l < 1.0 / 6 ? 1.0 / std::sqrt(6 * l) - 2 : 0.0});
+    points.push_back({row.iteration, row.time, l, e(0, 0), e(0, 1), e(1, 0), e(1, 1),
+                      e.determinant(), row.metrics.fro_norm, row.metrics.nuclear_norm,
+                      row.metrics.spectral_norm, l < 1.0 / 6 ? 1.0 / std::sqrt(6 * l) - 2 : 0.0});
     return true;
   }
 };
@@ -63,9 +63,10 @@ int prop5(const Options& options) {
   const long seeds = options.seeds > 0 ? options.seeds : p.integer("seeds");
   for (const auto& v : variants)
     if (v != "eq15_det_pos" && v != "ex4_det_neg" && v != "eq15_det_neg")
-      throw Error(fmt::format("experiment.variants: expected eq15_det_pos, ex4_det_neg or "
-                              "eq15_det_neg, got \"{}\"",
-                              v));
+      throw Error(
+          fmt::format("experiment.variants: expected eq15_det_pos, ex4_det_neg or "
+                      "eq15_det_neg, got \"{}\"",
+                      v));
   // The observations of each variant, as files the run directories point to.
   const fs::path data = fs::absolute(fs::path(options.out) / "data");
   io::ensure_writable_directory(data.string());
@@ -121,9 +122,8 @@ int prop5(const Options& options) {
     c.record_dt = p.real("record_dt");
     c.record.singular_values = 2;
     Prop5Recorder rec;
-    const auto result = run_into(c, options.out,
-                                 fmt::format("{}_depth{}_seed{}", run.variant, run.depth, run.seed),
-                                 {&rec});
+    const auto result = run_into(
+        c, options.out, fmt::format("{}_depth{}_seed{}", run.variant, run.depth, run.seed), {&rec});
     run.points = std::move(rec.points);
     run.last = run.points.back();
     run.iterations = result.summary.iterations;
@@ -149,32 +149,48 @@ int prop5(const Options& options) {
                                   ++done, runs.size(), run.variant, run.depth, run.seed,
                                   run.final_loss, run.iterations, std::abs(run.last.w00),
                                   run.last.fro, run.det_sign_kept ? "yes" : "NO",
-                                  run.resolved ? "" : fmt::format(" (det unresolved from loss {:.3g})",
-                                                                  run.unresolved_loss),
+                                  run.resolved ? ""
+                                               : fmt::format(" (det unresolved from loss {:.3g})",
+                                                             run.unresolved_loss),
                                   run.seconds));
   });
 
-  Table table({"experiment", "method", "variant", "seed", "depth", "init_seed", "det0",
-               "iterations", "termination", "final_loss", "w00", "det", "fro_norm",
-               "nuclear_norm", "spectral_norm", "bound", "det_sign_kept", "min_bound_margin",
-               "det_resolved", "unresolved_loss", "seconds"});
-  Table traj({"variant", "method", "seed", "iteration", "time", "loss", "w00", "w01", "w10", "w11", "det",
-              "fro_norm", "nuclear_norm", "spectral_norm", "bound", "det_resolved"});
+  Table table({"experiment", "method",        "variant",          "seed",         "depth",
+               "init_seed",  "det0",          "iterations",       "termination",  "final_loss",
+               "w00",        "det",           "fro_norm",         "nuclear_norm", "spectral_norm",
+               "bound",      "det_sign_kept", "min_bound_margin", "det_resolved", "unresolved_loss",
+               "seconds"});
+  Table traj({"variant", "method", "seed", "iteration", "time", "loss", "w00", "w01", "w10", "w11",
+              "det", "fro_norm", "nuclear_norm", "spectral_norm", "bound", "det_resolved"});
   for (const auto& r : runs) {
-    table.add({"prop5", r.method, r.variant, std::to_string(r.seed), std::to_string(r.depth),
-               std::to_string(r.init_seed), num(r.det0), std::to_string(r.iterations),
-               r.termination, num(r.final_loss), num(r.last.w00), num(r.last.det),
-               num(r.last.fro), num(r.last.nuclear), num(r.last.spectral), num(r.last.bound),
+    table.add({"prop5",
+               r.method,
+               r.variant,
+               std::to_string(r.seed),
+               std::to_string(r.depth),
+               std::to_string(r.init_seed),
+               num(r.det0),
+               std::to_string(r.iterations),
+               r.termination,
+               num(r.final_loss),
+               num(r.last.w00),
+               num(r.last.det),
+               num(r.last.fro),
+               num(r.last.nuclear),
+               num(r.last.spectral),
+               num(r.last.bound),
                r.det_sign_kept ? "1" : "0",
                std::isfinite(r.worst_bound_margin) ? num(r.worst_bound_margin) : "",
-               r.resolved ? "1" : "0", r.resolved ? "" : num(r.unresolved_loss), num(r.seconds)});
+               r.resolved ? "1" : "0",
+               r.resolved ? "" : num(r.unresolved_loss),
+               num(r.seconds)});
     const double res = p.real("det_resolution");
     bool resolved = true;
     for (const auto& pt : r.points) {
       resolved = resolved && std::abs(pt.det) > res * pt.fro * pt.fro;
       traj.add({r.variant, r.method, std::to_string(r.seed), std::to_string(pt.iteration),
-                num(pt.time), num(pt.loss), num(pt.w00), num(pt.w01), num(pt.w10), num(pt.w11), num(pt.det),
-                num(pt.fro), num(pt.nuclear), num(pt.spectral), num(pt.bound),
+                num(pt.time), num(pt.loss), num(pt.w00), num(pt.w01), num(pt.w10), num(pt.w11),
+                num(pt.det), num(pt.fro), num(pt.nuclear), num(pt.spectral), num(pt.bound),
                 resolved ? "1" : "0"});
     }
   }
@@ -196,9 +212,10 @@ int prop5(const Options& options) {
       unresolved += !r.resolved;
     }
     c.supported = kept == static_cast<int>(runs.size());
-    c.evidence = fmt::format("{} of {} runs kept the sign of det W(0) at every resolved record; "
-                             "{} run(s) lost the resolution of det before the end",
-                             kept, runs.size(), unresolved);
+    c.evidence = fmt::format(
+        "{} of {} runs kept the sign of det W(0) at every resolved record; "
+        "{} run(s) lost the resolution of det before the end",
+        kept, runs.size(), unresolved);
     claims.push_back(c);
   }
   std::vector<std::string> unbounded_parts;
@@ -240,8 +257,9 @@ int prop5(const Options& options) {
     c.evidence = fmt::format("{}", fmt::join(unbounded_parts, "; "));
     claims.push_back(c);
     Claim b;
-    b.statement = "The proof's bound |w11(t)| >= 1/sqrt(6 loss(t)) - 2 holds at every (resolved) "
-                  "record with loss < 1/6.";
+    b.statement =
+        "The proof's bound |w11(t)| >= 1/sqrt(6 loss(t)) - 2 holds at every (resolved) "
+        "record with loss < 1/6.";
     double worst = std::numeric_limits<double>::infinity();
     for (const auto& r : runs)
       if (r.variant != "eq15_det_neg") worst = std::min(worst, r.worst_bound_margin);
@@ -270,24 +288,27 @@ int prop5(const Options& options) {
     claims.push_back(c);
   }
 
-  std::string body = "## Results\n\n| variant | depth | seed | det W(0) | steps | final loss | "
-                     "w11 | det W | Frobenius | nuclear | spectral | bound |\n|---|---|---|---|"
-                     "---|---|---|---|---|---|---|---|\n";
+  std::string body =
+      "## Results\n\n| variant | depth | seed | det W(0) | steps | final loss | "
+      "w11 | det W | Frobenius | nuclear | spectral | bound |\n|---|---|---|---|"
+      "---|---|---|---|---|---|---|---|\n";
   for (const auto& r : runs)
-    body += fmt::format("| {} | {} | {} | {:.3g} | {} | {:.3g} | {:.4g} | {:.3g} | {:.4g} | "
-                        "{:.4g} | {:.4g} | {:.4g} |\n",
-                        r.variant, r.depth, r.seed, r.det0, r.iterations, r.final_loss,
-                        r.last.w00, r.last.det, r.last.fro, r.last.nuclear, r.last.spectral,
-                        r.last.bound);
+    body += fmt::format(
+        "| {} | {} | {} | {:.3g} | {} | {:.3g} | {:.4g} | {:.3g} | {:.4g} | "
+        "{:.4g} | {:.4g} | {:.4g} |\n",
+        r.variant, r.depth, r.seed, r.det0, r.iterations, r.final_loss, r.last.w00, r.last.det,
+        r.last.fro, r.last.nuclear, r.last.spectral, r.last.bound);
   const std::string figure = draw_figure(options.out, "prop5", options);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   write_report(options.out, "Proposition 5: norms grow without bound as the loss goes to zero",
                options, p, claims, body, seconds, figure);
-  for (const auto& c : claims)
-    std::printf("%s %s\n", c.supported ? "[supported]" : "[NOT supported]", c.statement.c_str());
-  std::printf("wrote %s/{results.csv,trajectories.csv,report.md%s} in %.1f s\n",
-              options.out.c_str(), figure.empty() ? ",prop5.png,prop5.svg" : "", seconds);
+  if (!options.quiet) {
+    for (const auto& c : claims)
+      std::printf("%s %s\n", c.supported ? "[supported]" : "[NOT supported]", c.statement.c_str());
+    std::printf("wrote %s/{results.csv,trajectories.csv,report.md%s} in %.1f s\n",
+                options.out.c_str(), figure.empty() ? ",prop5.png,prop5.svg" : "", seconds);
+  }
   return 0;
 }
 
