@@ -290,14 +290,16 @@ int prop5(const Options& options) {
 
   std::string body =
       "## Results\n\n| variant | depth | seed | det W(0) | steps | final loss | "
-      "w11 | det W | Frobenius | nuclear | spectral | bound |\n|---|---|---|---|"
-      "---|---|---|---|---|---|---|---|\n";
+      "w11 | det W | Frobenius | nuclear | spectral | bound | det resolved |\n|---|---|---|---|"
+      "---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : runs)
     body += fmt::format(
         "| {} | {} | {} | {:.3g} | {} | {:.3g} | {:.4g} | {:.3g} | {:.4g} | "
-        "{:.4g} | {:.4g} | {:.4g} |\n",
+        "{:.4g} | {:.4g} | {:.4g} | {} |\n",
         r.variant, r.depth, r.seed, r.det0, r.iterations, r.final_loss, r.last.w00, r.last.det,
-        r.last.fro, r.last.nuclear, r.last.spectral, r.last.bound);
+        r.last.fro, r.last.nuclear, r.last.spectral, r.last.bound,
+        r.resolved ? std::string("to the end")
+                   : fmt::format("until loss {:.3g}", r.unresolved_loss));
   const std::string figure = draw_figure(options.out, "prop5", options);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
