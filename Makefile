@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build build-asan run test test-release test-asan bench format clean
+.PHONY: all deps build build-asan run test test-release test-asan bench format clean install
 
 all: build
 
@@ -39,6 +39,11 @@ test-asan: build-asan
 bench: build
 	@scripts/install-deps --bench
 	/usr/bin/python3 bench/bench_completion.py
+
+# The CLI to <prefix>/bin and the Python package to Python's dist-packages (docs/python.md);
+# PREFIX defaults to /usr/local.
+install: build
+	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "dln/config/config_table.hpp"
 #include "dln/io/files.hpp"
 
 namespace dln {
@@ -315,6 +316,11 @@ Config parse_config(const std::string& text, const std::string& source,
   } catch (const toml::parse_error& e) {
     throw Error(fmt::format("{}: line {}: {}", source, e.source().begin.line, e.description()));
   }
+  for (const auto& ov : overrides) apply_override(t, ov);
+  return from_table(t);
+}
+
+Config parse_config_table(toml::table t, const std::vector<std::string>& overrides) {
   for (const auto& ov : overrides) apply_override(t, ov);
   return from_table(t);
 }

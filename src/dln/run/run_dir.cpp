@@ -38,10 +38,13 @@ RunResult run(const Config& config, const std::vector<Callback*>& callbacks, con
   config.validate();
   RunResult r;
   r.config = config;
-  r.problem = make_problem(config.problem);
   const auto dims = config.dims();
-  // Below ~150 OpenBLAS's second thread costs more than it gives (bench/RESULTS.md).
+  // Below ~150 OpenBLAS's second thread costs more than it gives (bench/RESULTS.md). Set before
+  // make_problem: its products (sensing b = A vec(W*)) split work by thread count, so leaving
+  // them at OpenBLAS's startup default would tie the data to the machine's core count and to
+  // earlier runs in the same process (dln.train in Python).
   blas::set_threads(*std::max_element(dims.begin(), dims.end()) >= 150 ? config.threads : 1);
+  r.problem = make_problem(config.problem);
   r.init = initialize(dims, config.network.init);
   r.factors = r.init;
   if (!dir.empty() && !resume) {
