@@ -16,5 +16,7 @@ int demo(bool quiet);
 // `dln complete RATINGS --out DIR` (src/cli/complete.cpp, docs/complete.md).
 void add_complete(CLI::App& app, std::vector<Command>& commands);
 void add_experiment(CLI::App& app, std::vector<Command>& commands);
+// `dln baseline nuclear-norm | soft-impute | als` (src/cli/baseline.cpp, docs/baselines.md).
+void add_baseline(CLI::App& app, std::vector<Command>& commands);
 
 }  // namespace dln::cli

@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
 
   // Subcommands defined in their own files (src/cli/*.cpp) register here.
   std::vector<dln::cli::Command> commands;
+  dln::cli::add_baseline(app, commands);
   dln::cli::add_complete(app, commands);
   dln::cli::add_experiment(app, commands);
 

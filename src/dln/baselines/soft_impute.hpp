@@ -29,6 +29,12 @@
 //
 // Stopping rule (both methods): ||X_{k+1} - X_k||_F <= tol * max(||X_k||_F, 1e-300), the
 // relative change of X (Mazumder et al. use its square with tol^2), or max_iters.
+// Acceleration: by default the step is taken from the FISTA extrapolation
+// Y = X_k + beta_k (X_k - X_{k-1}) instead of X_k (Z_k = P_Omega(B - Y) + Y; Y has rank <= 2k, so
+// still sparse + low rank), with the momentum reset whenever the objective increases. Plain
+// SoftImpute contracts at a rate ~ 1 - (fraction observed) per iteration on the relevant
+// directions; momentum takes ~ its square root as many iterations (measured: 2000 x 3000 with
+// 2.5% observed, ~6x fewer).
 //
 // Optimality (KKT) of a solution X = U D V^T: G = P_Omega(B - X) satisfies G V = lambda U,
 // G^T U = lambda V and ||G||_2 <= lambda; soft_impute_optimality() measures both.
@@ -53,6 +59,15 @@ struct SoftImputeOptions {
   Index dense_max_entries = 40000;
   Index oversample = 8;    // low_rank: block columns beyond the kept rank (>= 1)
   std::uint64_t seed = 1;  // low_rank: random start of the subspace (a warm start replaces it)
+  // FISTA momentum (Beck and Teboulle 2009) with function-value restart (O'Donoghue and Candes
+  // 2015): same fixed point, several times fewer iterations when few entries are observed.
+  bool accelerate = true;
+  // soft_impute() without a warm start and lambda < lambda_max / 2: first solve (to tolerance
+  // max(tol, 1e-4)) at lambda_max / 2, / 4, ... down to lambda, each warm-starting the next.
+  // Starting at X = 0 far below lambda_max, the first iterates have the rank of the noise bulk of
+  // P_Omega(B) (hundreds on large problems); continuation keeps every iterate near the solution's
+  // rank. iterations and seconds include the continuation steps.
+  bool continuation = true;
   bool IsValid(std::string* error) const;
 };
 
