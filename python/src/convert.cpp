@@ -11,8 +11,9 @@ namespace dlnpy {
 namespace {
 
 py::module_& numpy() {
-  static py::module_ np = py::module_::import("numpy");
-  return np;
+  // Leaked on purpose: a static py::object would be released after the interpreter is finalized.
+  static auto* np = new py::module_(py::module_::import("numpy"));
+  return *np;
 }
 
 std::string shape_str(const py::array& a) {

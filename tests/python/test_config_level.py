@@ -125,3 +125,16 @@ def test_result_views_are_read_only():
     e2e = result.end_to_end
     del result
     assert np.isfinite(e2e).all()  # the view keeps the result alive
+
+
+def test_clean_interpreter_exit():
+    """No crash at interpreter shutdown (objects held by the extension are released in time)."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, dln\n"
+            "r = dln.train({'stop': {'max_iters': 5}})\n"
+            "w = r.factors; h = r.history\n"
+            "dln.Objective([24, 30], dln.make_problem().loss).value([np.zeros((30, 24))])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
