@@ -44,7 +44,9 @@ run() {  # run NAME THREADS ARGS...
   shift 2
   json=$("$DLN" baseline "$@" --threads "$threads" --out "$TMP/x.npy")
   echo "$name threads=$threads rel_error $(rel_error "$TMP/x.npy" "$TMP/${name%%:*}_truth.npy")"
-  echo "  $json" | cut -c1-400
+  echo "$json" | $PY -c "import json,sys; j=json.load(sys.stdin); p=j.pop('path', []); \
+j.pop('out'); print('  ', json.dumps(j)); [print('    lambda %.4g rank %d iters %d s %.2f' % \
+(q['lambda'], q['rank'], q['iterations'], q['seconds'])) for q in p]"
 }
 
 echo "$("$DLN" gemm-peak --size 1000 --threads 1 --repeats 3)"
@@ -57,8 +59,8 @@ for t in 1 2; do
 done
 for t in 1 2; do
   run "big:soft-impute-path" $t soft-impute --observations "$TMP/big.csv" --shape 2000x3000 \
-    --path 10 --min-ratio 1e-3
+    --path 10 --min-ratio 0.1
   run "big:soft-impute-lambda" $t soft-impute --observations "$TMP/big.csv" --shape 2000x3000 \
-    --lambda 1
-  run "big:als" $t als --observations "$TMP/big.csv" --shape 2000x3000 --rank 10 --lambda 1e-3
+    --lambda 2.5
+  run "big:als" $t als --observations "$TMP/big.csv" --shape 2000x3000 --rank 10 --lambda 0.01
 done
