@@ -33,8 +33,8 @@
 // Y = X_k + beta_k (X_k - X_{k-1}) instead of X_k (Z_k = P_Omega(B - Y) + Y; Y has rank <= 2k, so
 // still sparse + low rank), with the momentum reset whenever the objective increases. Plain
 // SoftImpute contracts at a rate ~ 1 - (fraction observed) per iteration on the relevant
-// directions; momentum takes ~ its square root as many iterations (measured: 2000 x 3000 with
-// 2.5% observed, ~6x fewer).
+// directions; momentum needs far fewer (measured, 2000 x 3000 with 2.5% observed, cold solve at
+// lambda 5: 660 iterations / 105 s plain, 219 / 7.8 s with momentum and continuation).
 //
 // Optimality (KKT) of a solution X = U D V^T: G = P_Omega(B - X) satisfies G V = lambda U,
 // G^T U = lambda V and ||G||_2 <= lambda; soft_impute_optimality() measures both.
