@@ -53,8 +53,8 @@ struct Observed {
 // Checks and sorts the observations. `who` prefixes the messages, e.g.
 //   "soft_impute: shape must be positive, got 0x5"
 //   "soft_impute: r, c and b must have the same length, got 3, 3 and 2"
-//   "soft_impute: observation 4: entry (7, 2) out of range for 5x5"
-//   "soft_impute: observation 4: value at (1, 2) is not finite"
+//   "soft_impute: entry (7, 2) out of range for 5x5"
+//   "soft_impute: value at (1, 2) is not finite"
 //   "soft_impute: duplicate entry (1, 2)"
 //   "soft_impute: no observations"
 Observed make_observed(const char* who, Index rows, Index cols, const std::vector<Index>& r,
