@@ -99,7 +99,7 @@ def main():
 
     r, c = sample_pairs(a.users, a.items, a.ratings, a.alpha, a.min_per_user, a.min_per_item, rng)
     stars, _ = rate(r, c)
-    uw, iw = len(str(a.users - 1)), len(str(a.items - 1))
+    uw, iw = max(4, len(str(a.users - 1))), max(4, len(str(a.items - 1)))
     uperm, iperm = rng.permutation(a.users), rng.permutation(a.items)  # id of index k
     if a.int_ids:
         uid = [str(10 * k + 7) for k in uperm]

@@ -48,16 +48,18 @@ Objective::Objective(std::vector<Index> dims, const Loss& loss)
   for (int j = 1; j < n; ++j)
     if (j < n - 1 || n == 2) suffix_[j].setZero(d(j), d(n));
   for (int j = 1; j <= n; ++j) {
-    if (completion_)
-      scratch_[j].setZero(d(j - 1), d(n));  // W_{j-1:1} G^T
-    else
+    if (completion_) {
+      if (j >= 2) scratch_[j].setZero(d(j - 1), d(n));  // W_{j-1:1} G^T (j = 1 is never used)
+    } else {
       scratch_[j].setZero(d(j), d(0));  // W_{n:j+1}^T G
+    }
   }
   if (!completion_) grad_loss_.setZero(d(n), d(0));
   if (completion_) {
     pattern_ = sparse::make_pattern(loss.rows(), loss.cols(), completion_->obs_rows(),
                                     completion_->obs_cols(), completion_->obs_values());
     residual_.setZero(completion_->size());
+    if (n >= 2) residual_rows_.setZero(completion_->size());
   }
 }
 
@@ -155,10 +157,11 @@ double Objective::completion_step(const Factors& w, Factors& grads) {
   // j = 1: W_{n:2}^T G.
   sparse::times_sparse(suffix_[1], pattern_, res, grads[0]);
   // j = 2..n: T_j = W_{j-1:1} G^T (d_{j-1} x d_n), then W_{n:j+1}^T T_j^T.
+  sparse::to_row_order(pattern_, res, residual_rows_.data());  // one gather for all j
   for (int j = 2; j <= n; ++j) {
     const Mat& p = (j == 2) ? w[0] : prefix_[j - 1];
     Mat& t = scratch_[j];
-    sparse::times_sparse_transpose(p, pattern_, res, t);
+    sparse::times_sparse_transpose_rows(p, pattern_, residual_rows_.data(), t);
     if (j == n) {
       blas::transpose(t, grads[n - 1]);
     } else {

@@ -56,6 +56,7 @@ class Objective {
   Mat grad_loss_;            // dense losses: grad l(W_{n:1})
   sparse::Pattern pattern_;  // completion: observations by column and by row
   Vec residual_;
+  Vec residual_rows_;  // completion: the residuals in CSR order (contiguous for G^T products)
 };
 
 }  // namespace dln

@@ -163,4 +163,16 @@ void times_sparse_transpose(const Mat& src, const Pattern& pat, const double* g,
       out);
 }
 
+void to_row_order(const Pattern& pat, const double* g, double* g_rows) {
+  const Index* pos = pat.csc_pos.data();
+  for (Index p = 0; p < pat.size(); ++p) g_rows[p] = g[pos[p]];
+}
+
+void times_sparse_transpose_rows(const Mat& src, const Pattern& pat, const double* g_rows,
+                                 Mat& out) {
+  gather_sum(
+      src, pat.rows, pat.row_ptr.data(), pat.col_idx.data(), g_rows, [](Index p) { return p; },
+      out);
+}
+
 }  // namespace dln::sparse

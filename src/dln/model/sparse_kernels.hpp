@@ -32,4 +32,11 @@ void times_sparse(const Mat& src, const Pattern& pat, const double* g, Mat& out)
 // out.col(r) = sum_{p in row r} g[csc_pos[p]] * src.col(col_idx[p])   (out = src G^T)
 void times_sparse_transpose(const Mat& src, const Pattern& pat, const double* g, Mat& out);
 
+// g_rows[p] = g[csc_pos[p]]: an entry vector in CSC order rearranged into CSR order, so that
+// repeated src G^T products read it contiguously (times_sparse_transpose_rows).
+void to_row_order(const Pattern& pat, const double* g, double* g_rows);
+// out.col(r) = sum_{p in row r} g_rows[p] * src.col(col_idx[p])   (out = src G^T)
+void times_sparse_transpose_rows(const Mat& src, const Pattern& pat, const double* g_rows,
+                                 Mat& out);
+
 }  // namespace dln::sparse
