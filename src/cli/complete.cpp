@@ -48,7 +48,11 @@ int run_complete(CompleteArgs& a) {
 
   const completion::RatingsData data = completion::read_ratings_csv(a.ratings);
   std::vector<completion::PredictPair> pairs;
-  if (!a.predict.empty()) pairs = completion::read_pairs_csv(a.predict, data);
+  if (!a.predict.empty()) {
+    pairs = completion::read_pairs_csv(a.predict, data);
+    if (unknown == completion::UnknownPolicy::kError)
+      completion::check_known_ids(data, pairs, a.predict);  // before training, not after
+  }
   io::ensure_writable_directory(a.out);  // fail before training, not after
   if (!a.quiet)
     std::printf("%s: %td users x %td items, %td ratings (density %.3g)\n", a.ratings.c_str(),

@@ -733,6 +733,16 @@ UnknownPolicy parse_unknown_policy(const std::string& s) {
   throw Error(fmt::format("--unknown: must be error or mean, got '{}'", s));
 }
 
+void check_known_ids(const RatingsData& data, const std::vector<PredictPair>& pairs,
+                     const std::string& source) {
+  for (const auto& p : pairs) {
+    if (data.users.find(p.user) < 0)
+      throw Error(fmt::format("{}:{}: unknown user '{}'", source, p.line, p.user));
+    if (data.items.find(p.item) < 0)
+      throw Error(fmt::format("{}:{}: unknown item '{}'", source, p.line, p.item));
+  }
+}
+
 std::vector<PredictionRow> predict_pairs(const RatingsData& data, const CompleteResult& result,
                                          const std::vector<PredictPair>& pairs,
                                          UnknownPolicy unknown, const std::string& source) {
@@ -743,9 +753,7 @@ std::vector<PredictionRow> predict_pairs(const RatingsData& data, const Complete
     const Index u = data.users.find(p.user), i = data.items.find(p.item);
     PredictionRow row{p.user, p.item, {}, ""};
     if (u < 0 || i < 0) {
-      if (unknown == UnknownPolicy::kError)
-        throw Error(fmt::format("{}:{}: unknown {} '{}'", source, p.line, u < 0 ? "user" : "item",
-                                u < 0 ? p.user : p.item));
+      if (unknown == UnknownPolicy::kError) check_known_ids(data, {p}, source);
       row.note = u < 0 && i < 0 ? "unknown_user_item" : u < 0 ? "unknown_user" : "unknown_item";
       row.values.assign(result.methods.size(), global);
     } else {

@@ -213,6 +213,10 @@ CompleteResult complete(const RatingsData& data, const CompleteOptions& options,
 enum class UnknownPolicy { kError, kMean };
 UnknownPolicy parse_unknown_policy(const std::string& s);  // "error" | "mean"
 
+// Throws "<source>:<line>: unknown user 'u'" (or item) for the first pair with an unknown id.
+void check_known_ids(const RatingsData& data, const std::vector<PredictPair>& pairs,
+                     const std::string& source);
+
 struct PredictionRow {
   std::string user, item;
   std::vector<double> values;  // one per method of CompleteResult::methods
