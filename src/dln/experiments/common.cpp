@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <ctime>
 #include <exception>
@@ -15,6 +16,7 @@
 
 #include "dln/experiments/embedded.hpp"
 #include "dln/io/files.hpp"
+#include "dln/io/npy.hpp"
 
 namespace dln::experiments {
 
@@ -270,6 +272,52 @@ Config base_config() {
   c.record.every = 1000;
   c.record.singular_values = 10;
   return c;
+}
+
+Config completion_config(const Params& p, long observations, long seed, long depth) {
+  Config c = base_config();
+  c.problem.kind = "completion";
+  c.problem.rows = p.integer("rows");
+  c.problem.cols = p.integer("cols");
+  c.problem.rank = p.integer("rank");
+  c.problem.observations = observations;
+  c.problem.seed = static_cast<std::uint64_t>(seed);
+  c.problem.reduction = p.string("reduction");
+  if (depth > 0) {
+    c.network.depth = static_cast<int>(depth);
+    c.network.width = p.integer("width");
+    c.network.init.kind = InitKind::kGaussian;
+    c.network.init.scale = std::pow(p.real("init_scale"), 1.0 / static_cast<double>(depth)) /
+                           std::sqrt(static_cast<double>(c.network.width));
+    c.network.init.seed = static_cast<std::uint64_t>(1000 + seed);
+    c.optimizer.kind = parse_optimizer(p.string("optimizer"));
+    c.optimizer.lr = p.real("lr");
+    c.optimizer.alpha = p.real("alpha");
+    c.optimizer.eps = p.real("eps");
+    c.stop.max_iters = p.integer("max_iters");
+    c.stop.loss_tol = p.real("loss_tol");
+    c.record.every = p.integer("record_every");
+  }
+  return c;
+}
+
+NuclearNormResult min_nuclear_for(const Problem& problem, const Params& p, const std::string& out,
+                                  const std::string& tag) {
+  std::vector<Index> r, c;
+  std::vector<double> b;
+  for (const auto& o : problem.observations) {
+    r.push_back(o.row);
+    c.push_back(o.col);
+    b.push_back(o.value);
+  }
+  NuclearNormOptions options;
+  options.tol = p.real("nuclear_tol");
+  options.rel_gap = p.real("nuclear_rel_gap");
+  auto result = min_nuclear_norm_completion(problem.rows, problem.cols, r, c, b, options);
+  const auto dir = fs::path(out) / "runs" / tag;
+  io::ensure_writable_directory(dir.string());
+  io::write_npy((dir / "X.npy").string(), result.x);
+  return result;
 }
 
 RunResult run_into(const Config& config, const std::string& out, const std::string& tag,

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "dln/baselines/nuclear_norm.hpp"
 #include "dln/config/config.hpp"
 #include "dln/experiments/experiments.hpp"
 #include "dln/run/run_dir.hpp"
@@ -88,6 +89,16 @@ Config base_config();
 // Runs a config into out/runs/<tag>/ (the full run directory) and returns the result.
 RunResult run_into(const Config& config, const std::string& out, const std::string& tag,
                    const std::vector<Callback*>& callbacks = {});
+
+// fig2 / compression: the published completion setup. The problem of `observations` entries
+// (problem seed `seed`) and, for depth > 0, a network with Gaussian per-layer std
+// init_scale^(1/depth) / sqrt(width) (network seed 1000 + seed) and the optimizer keys.
+Config completion_config(const Params& p, long observations, long seed, long depth);
+
+// Eq. 10 on a completion problem's observations with the keys nuclear_tol, nuclear_rel_gap;
+// the solution is also written to out/runs/<tag>/X.npy.
+NuclearNormResult min_nuclear_for(const Problem& problem, const Params& p, const std::string& out,
+                                  const std::string& tag);
 
 // Mean of values.
 double mean(const std::vector<double>& v);

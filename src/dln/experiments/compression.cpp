@@ -60,47 +60,15 @@ int compression(const Options& options) {
   std::atomic<int> done{0};
   parallel_for(static_cast<int>(sols.size()), options.workers, [&](int i) {
     Solution& sol = sols[static_cast<std::size_t>(i)];
-    Config c = base_config();
-    c.problem.kind = "completion";
-    c.problem.rows = rows;
-    c.problem.cols = cols;
-    c.problem.rank = rank;
-    c.problem.observations = p.integer("observations");
-    c.problem.seed = static_cast<std::uint64_t>(sol.seed);
-    c.problem.reduction = p.string("reduction");
+    const Config c = completion_config(p, p.integer("observations"), sol.seed, sol.depth);
     Problem problem = make_problem(c.problem);
     if (sol.depth == 0) {
-      std::vector<Index> r, col;
-      std::vector<double> b;
-      for (const auto& o : problem.observations) {
-        r.push_back(o.row);
-        col.push_back(o.col);
-        b.push_back(o.value);
-      }
-      NuclearNormOptions no;
-      no.tol = p.real("nuclear_tol");
-      no.rel_gap = p.real("nuclear_rel_gap");
-      auto res = min_nuclear_norm_completion(rows, cols, r, col, b, no);
+      auto res =
+          min_nuclear_for(problem, p, options.out, fmt::format("min_nuclear_seed{}", sol.seed));
       sol.x = std::move(res.x);
       sol.iterations = res.iterations;
       sol.seconds = res.seconds;
-      const auto dir = fs::path(options.out) / "runs" / fmt::format("min_nuclear_seed{}", sol.seed);
-      io::ensure_writable_directory(dir.string());
-      io::write_npy((dir / "X.npy").string(), sol.x);
     } else {
-      c.network.depth = static_cast<int>(sol.depth);
-      c.network.width = p.integer("width");
-      c.network.init.kind = InitKind::kGaussian;
-      c.network.init.scale = std::pow(p.real("init_scale"), 1.0 / static_cast<double>(sol.depth)) /
-                             std::sqrt(static_cast<double>(c.network.width));
-      c.network.init.seed = static_cast<std::uint64_t>(1000 + sol.seed);
-      c.optimizer.kind = parse_optimizer(p.string("optimizer"));
-      c.optimizer.lr = p.real("lr");
-      c.optimizer.alpha = p.real("alpha");
-      c.optimizer.eps = p.real("eps");
-      c.stop.max_iters = p.integer("max_iters");
-      c.stop.loss_tol = p.real("loss_tol");
-      c.record.every = p.integer("record_every");
       auto r = run_into(c, options.out, fmt::format("depth{}_seed{}", sol.depth, sol.seed));
       sol.x = std::move(r.end_to_end);
       sol.iterations = r.summary.iterations;

@@ -29,18 +29,6 @@ struct Fig2Row {
   std::string termination;
 };
 
-Config completion_config(const Params& p, long observations, long seed) {
-  Config c = base_config();
-  c.problem.kind = "completion";
-  c.problem.rows = p.integer("rows");
-  c.problem.cols = p.integer("cols");
-  c.problem.rank = p.integer("rank");
-  c.problem.observations = observations;
-  c.problem.seed = static_cast<std::uint64_t>(seed);
-  c.problem.reduction = p.string("reduction");
-  return c;
-}
-
 }  // namespace
 
 int fig2(const Options& options) {
@@ -51,8 +39,6 @@ int fig2(const Options& options) {
   const auto counts = p.integers("observations");
   const auto depths = p.integers("depths");
   const long seeds = options.seeds > 0 ? options.seeds : p.integer("seeds");
-  const double init_scale = p.real("init_scale");
-  const long width = p.integer("width");
 
   // Jobs: per seed and count, the min nuclear norm solution and one network per depth.
   struct Job {
@@ -68,24 +54,15 @@ int fig2(const Options& options) {
   std::atomic<int> done{0};
   parallel_for(static_cast<int>(jobs.size()), options.workers, [&](int i) {
     const Job& j = jobs[static_cast<std::size_t>(i)];
-    Config c = completion_config(p, j.count, j.seed);
+    Config c = completion_config(p, j.count, j.seed, j.depth);
     Fig2Row& row = rows[static_cast<std::size_t>(i)];
     row.observations = j.count;
     row.seed = j.seed;
     if (j.depth == 0) {
       // Eq. 10 on the same observations as the networks (same problem seed).
       const Problem problem = make_problem(c.problem);
-      std::vector<Index> r, col;
-      std::vector<double> b;
-      for (const auto& o : problem.observations) {
-        r.push_back(o.row);
-        col.push_back(o.col);
-        b.push_back(o.value);
-      }
-      NuclearNormOptions no;
-      no.tol = p.real("nuclear_tol");
-      no.rel_gap = p.real("nuclear_rel_gap");
-      const auto sol = min_nuclear_norm_completion(problem.rows, problem.cols, r, col, b, no);
+      const auto sol = min_nuclear_for(problem, p, options.out,
+                                       fmt::format("min_nuclear_obs{}_seed{}", j.count, j.seed));
       const auto m = end_to_end_metrics(sol.x, &*problem.ground_truth);
       row.method = "min_nuclear";
       row.truth_nuclear_norm = singular_values(*problem.ground_truth).sum();
@@ -97,24 +74,7 @@ int fig2(const Options& options) {
       row.seconds = sol.seconds;
       row.iterations = sol.iterations;
       row.termination = sol.termination;
-      const auto dir =
-          fs::path(options.out) / "runs" / fmt::format("min_nuclear_obs{}_seed{}", j.count, j.seed);
-      io::ensure_writable_directory(dir.string());
-      io::write_npy((dir / "X.npy").string(), sol.x);
     } else {
-      c.network.depth = static_cast<int>(j.depth);
-      c.network.width = width;
-      c.network.init.kind = InitKind::kGaussian;
-      c.network.init.scale =
-          std::pow(init_scale, 1.0 / static_cast<double>(j.depth)) / std::sqrt(double(width));
-      c.network.init.seed = static_cast<std::uint64_t>(1000 + j.seed);
-      c.optimizer.kind = parse_optimizer(p.string("optimizer"));
-      c.optimizer.lr = p.real("lr");
-      c.optimizer.alpha = p.real("alpha");
-      c.optimizer.eps = p.real("eps");
-      c.stop.max_iters = p.integer("max_iters");
-      c.stop.loss_tol = p.real("loss_tol");
-      c.record.every = p.integer("record_every");
       const auto r =
           run_into(c, options.out, fmt::format("depth{}_obs{}_seed{}", j.depth, j.count, j.seed));
       const auto m = end_to_end_metrics(r.end_to_end, &*r.problem.ground_truth);
