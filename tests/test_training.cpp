@@ -202,6 +202,53 @@ TEST(Stopping, CallbackCanStopTheRun) {
   EXPECT_EQ(s.iterations, 7);
 }
 
+// RecordOptions::end_to_end = false (dln complete on huge matrices): the factors follow the same
+// trajectory, records carry loss and gradient norm but no end-to-end metrics, and the final loss
+// is computed without forming W_{n:1}.
+TEST(Recording, WithoutEndToEndTheTrajectoryIsUnchanged) {
+  ProblemConfig pc;
+  pc.rows = 12;
+  pc.cols = 9;
+  pc.rank = 2;
+  pc.observations = 60;
+  pc.seed = 4;
+  const Problem problem = make_problem(pc);
+  const std::vector<Index> dims{9, 6, 5, 12};
+  InitOptions io;
+  io.scale = 0.3;
+  io.seed = 2;
+  Factors w[2] = {initialize(dims, io), initialize(dims, io)};
+  Summary s[2];
+  for (int k = 0; k < 2; ++k) {
+    Objective objective(dims, *problem.loss);
+    OptimizerOptions oo;
+    oo.lr = 0.05;
+    auto optimizer = Optimizer::create(oo, w[k]);
+    StopOptions stop;
+    stop.max_iters = 40;
+    RecordOptions record;
+    record.every = 10;
+    record.end_to_end = k == 0;
+    s[k] = train(objective, w[k], *optimizer, stop, record, &*problem.ground_truth);
+  }
+  for (std::size_t j = 0; j < w[0].size(); ++j) EXPECT_EQ(w[0][j], w[1][j]);
+  ASSERT_EQ(s[0].history.size(), s[1].history.size());
+  for (std::size_t i = 0; i < s[0].history.size(); ++i) {
+    EXPECT_NEAR(s[1].history[i].loss, s[0].history[i].loss, 1e-12 * s[0].history[i].loss);
+    EXPECT_EQ(s[1].history[i].grad_norm, s[0].history[i].grad_norm);
+  }
+  EXPECT_GT(s[0].history.back().metrics.fro_norm, 0.0);
+  EXPECT_EQ(s[1].history.back().metrics.fro_norm, 0.0);
+  EXPECT_FALSE(s[1].history.back().metrics.recon_mse.has_value());
+  EXPECT_NEAR(s[1].final_loss, s[0].final_loss, 1e-12 * s[0].final_loss);
+  RecordOptions bad;
+  bad.end_to_end = false;
+  bad.analytic = true;
+  std::string err;
+  EXPECT_FALSE(bad.IsValid(&err));
+  EXPECT_EQ(err, "record.analytic: needs end-to-end records");
+}
+
 TEST(Stopping, InvalidOptionsNameTheKey) {
   StopOptions stop;
   stop.max_iters = -1;
