@@ -393,17 +393,23 @@ class EarlyStopping final : public Callback {
   double start_ = 0;
 };
 
-std::vector<Index> rows_of(const RatingsData& d, const std::vector<Index>& which) {
-  std::vector<Index> v;
-  v.reserve(which.size());
-  for (Index k : which) v.push_back(d.ratings[static_cast<std::size_t>(k)].user);
-  return v;
-}
-std::vector<Index> cols_of(const RatingsData& d, const std::vector<Index>& which) {
-  std::vector<Index> v;
-  v.reserve(which.size());
-  for (Index k : which) v.push_back(d.ratings[static_cast<std::size_t>(k)].item);
-  return v;
+// The training entries as (row, col, rating - mean) triples: the input of every method.
+struct Entries {
+  std::vector<Index> r, c;
+  std::vector<double> b;
+};
+Entries centered_train(const RatingsData& d, const Split& split, double mean) {
+  Entries e;
+  e.r.reserve(split.train.size());
+  e.c.reserve(split.train.size());
+  e.b.reserve(split.train.size());
+  for (Index k : split.train) {
+    const auto& rating = d.ratings[static_cast<std::size_t>(k)];
+    e.r.push_back(rating.user);
+    e.c.push_back(rating.item);
+    e.b.push_back(rating.value - mean);
+  }
+  return e;
 }
 
 void score(MethodResult& m, const RatingsData& data, const Split& split, const Output& out) {
@@ -425,12 +431,9 @@ MethodResult fit_deep(const RatingsData& data, const Split& split, const Output&
                       Factors& best_factors, std::vector<HistoryPoint>& history) {
   const double t0 = now_seconds();
   const Index users = data.users.size(), items = data.items.size();
-  std::vector<Index> r = rows_of(data, split.train), c = cols_of(data, split.train);
-  std::vector<double> b;
-  b.reserve(split.train.size());
-  for (Index k : split.train)
-    b.push_back(data.ratings[static_cast<std::size_t>(k)].value - out.mean);
-  CompletionLoss loss(users, items, std::move(r), std::move(c), std::move(b), Reduction::kHalfMean);
+  Entries e = centered_train(data, split, out.mean);
+  CompletionLoss loss(users, items, std::move(e.r), std::move(e.c), std::move(e.b),
+                      Reduction::kHalfMean);
   std::vector<Index> dims{items};
   for (int j = 1; j < o.depth; ++j) dims.push_back(o.width);
   dims.push_back(users);
@@ -483,10 +486,10 @@ MethodResult fit_deep(const RatingsData& data, const Split& split, const Output&
 MethodResult fit_soft_impute(const RatingsData& data, const Split& split, const Output& out,
                              const BaselineOptions& o) {
   const double t0 = now_seconds();
-  const std::vector<Index> r = rows_of(data, split.train), c = cols_of(data, split.train);
-  std::vector<double> b;
-  for (Index k : split.train)
-    b.push_back(data.ratings[static_cast<std::size_t>(k)].value - out.mean);
+  const Entries e = centered_train(data, split, out.mean);
+  const std::vector<Index>& r = e.r;
+  const std::vector<Index>& c = e.c;
+  const std::vector<double>& b = e.b;
   SoftImputeOptions si;
   si.max_rank = o.si_max_rank;
   si.max_iters = o.si_max_iters;
@@ -540,10 +543,10 @@ MethodResult fit_soft_impute(const RatingsData& data, const Split& split, const 
 MethodResult fit_als(const RatingsData& data, const Split& split, const Output& out,
                      const BaselineOptions& o) {
   const double t0 = now_seconds();
-  const std::vector<Index> r = rows_of(data, split.train), c = cols_of(data, split.train);
-  std::vector<double> b;
-  for (Index k : split.train)
-    b.push_back(data.ratings[static_cast<std::size_t>(k)].value - out.mean);
+  const Entries e = centered_train(data, split, out.mean);
+  const std::vector<Index>& r = e.r;
+  const std::vector<Index>& c = e.c;
+  const std::vector<double>& b = e.b;
   MethodResult best;
   best.name = "als";
   nlohmann::ordered_json trail = nlohmann::ordered_json::array();
