@@ -358,6 +358,27 @@ void write_report(const std::string& out, const std::string& title, const Option
   io::write_file_atomic((fs::path(out) / "report.md").string(), md);
 }
 
+void write_config(const Options& options, const Params& params) {
+  io::ensure_writable_directory(options.out);
+  io::write_file_atomic((fs::path(options.out) / "config.toml").string(), params.resolved_toml());
+}
+
+int finish(const std::string& name, const std::string& title, const Options& options,
+           const Params& params, const std::vector<Claim>& claims, const std::string& body,
+           std::chrono::steady_clock::time_point start, const std::string& csv_files) {
+  const std::string figure = draw_figure(options.out, name, options);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  write_report(options.out, title, options, params, claims, body, seconds, figure);
+  if (!options.quiet) {
+    for (const auto& c : claims)
+      std::printf("%s %s\n", c.supported ? "[supported]" : "[NOT supported]", c.statement.c_str());
+    std::printf("wrote %s/{%s,report.md%s} in %.1f s\n", options.out.c_str(), csv_files.c_str(),
+                figure.empty() ? fmt::format(",{0}.png,{0}.svg", name).c_str() : "", seconds);
+  }
+  return 0;
+}
+
 std::string draw_figure(const std::string& out, const std::string& name, const Options& options) {
   const std::string script = (fs::path(out) / "plot.py").string();
   io::write_file_atomic(script, embedded_text("experiments/plot.py"));

@@ -2,6 +2,7 @@
 // tables, parallel runs, the report and the matplotlib figure.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -79,6 +80,16 @@ void write_report(const std::string& out, const std::string& title, const Option
 // $DLN_PYTHON) to draw out/NAME.png and out/NAME.svg from the CSV files. Returns "" on success,
 // else why no figure was drawn (the experiment still succeeds).
 std::string draw_figure(const std::string& out, const std::string& name, const Options& options);
+
+// Creates the output directory and writes the resolved parameters to out/config.toml.
+void write_config(const Options& options, const Params& params);
+
+// The end of every experiment: draws NAME.png / NAME.svg, writes report.md, and (unless quiet)
+// prints the verdicts and the files written (`csv_files`, e.g. "results.csv,trajectories.csv").
+// Returns the exit code, 0.
+int finish(const std::string& name, const std::string& title, const Options& options,
+           const Params& params, const std::vector<Claim>& claims, const std::string& body,
+           std::chrono::steady_clock::time_point start, const std::string& csv_files);
 
 // The text of a built-in file ("experiments/fig2.toml").
 std::string embedded_text(const std::string& path);

@@ -34,8 +34,7 @@ struct Solution {
 int compression(const Options& options) {
   const auto start = std::chrono::steady_clock::now();
   const Params p("compression", options);
-  io::ensure_writable_directory(options.out);
-  io::write_file_atomic((fs::path(options.out) / "config.toml").string(), p.resolved_toml());
+  write_config(options, p);
   const auto depths = p.integers("depths");
   const long seeds = options.seeds > 0 ? options.seeds : p.integer("seeds");
   const long rows = p.integer("rows"), cols = p.integer("cols"), rank = p.integer("rank");
@@ -191,18 +190,8 @@ int compression(const Options& options) {
     body += "\n";
   }
   body += fmt::format("\nDense model: {} parameters.\n", dense);
-  const std::string figure = draw_figure(options.out, "compression", options);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  write_report(options.out, "Section 4.4: implicit compression by overparameterization", options, p,
-               claims, body, seconds, figure);
-  if (!options.quiet) {
-    for (const auto& c : claims)
-      std::printf("%s %s\n", c.supported ? "[supported]" : "[NOT supported]", c.statement.c_str());
-    std::printf("wrote %s/{results.csv,report.md%s} in %.1f s\n", options.out.c_str(),
-                figure.empty() ? ",compression.png,compression.svg" : "", seconds);
-  }
-  return 0;
+  return finish("compression", "Section 4.4: implicit compression by overparameterization", options,
+                p, claims, body, start, "results.csv");
 }
 
 }  // namespace dln::experiments

@@ -34,8 +34,7 @@ struct Fig2Row {
 int fig2(const Options& options) {
   const auto start = std::chrono::steady_clock::now();
   const Params p("fig2", options);
-  io::ensure_writable_directory(options.out);
-  io::write_file_atomic((fs::path(options.out) / "config.toml").string(), p.resolved_toml());
+  write_config(options, p);
   const auto counts = p.integers("observations");
   const auto depths = p.integers("depths");
   const long seeds = options.seeds > 0 ? options.seeds : p.integer("seeds");
@@ -191,20 +190,10 @@ int fig2(const Options& options) {
             return mean(v);
           }());
   }
-  const std::string figure = draw_figure(options.out, "fig2", options);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  write_report(options.out,
-               "Figure 2: implicit regularization in matrix completion (min nuclear norm vs deep "
-               "linear networks)",
-               options, p, claims, body, seconds, figure);
-  if (!options.quiet) {
-    for (const auto& c : claims)
-      std::printf("%s %s\n", c.supported ? "[supported]" : "[NOT supported]", c.statement.c_str());
-    std::printf("wrote %s/{results.csv,report.md%s} in %.1f s\n", options.out.c_str(),
-                figure.empty() ? ",fig2.png,fig2.svg" : "", seconds);
-  }
-  return 0;
+  return finish("fig2",
+                "Figure 2: implicit regularization in matrix completion (min nuclear norm vs deep "
+                "linear networks)",
+                options, p, claims, body, start, "results.csv");
 }
 
 }  // namespace dln::experiments

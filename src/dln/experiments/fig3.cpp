@@ -50,8 +50,7 @@ double crossing(const Fig3Run& r, Index k, double level) {
 int fig3(const Options& options) {
   const auto start = std::chrono::steady_clock::now();
   const Params p("fig3", options);
-  io::ensure_writable_directory(options.out);
-  io::write_file_atomic((fs::path(options.out) / "config.toml").string(), p.resolved_toml());
+  write_config(options, p);
   const auto problems = p.strings("problems");
   const auto depths = p.integers("depths");
   const auto lrs = p.reals("lr");
@@ -235,18 +234,8 @@ int fig3(const Options& options) {
                           avg(r.setting, r.depth, &Fig3Run::recon_rel_error));
     }
   body += "\n(t50 and the figure show seed 1.)\n";
-  const std::string figure = draw_figure(options.out, "fig3", options);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  write_report(options.out, "Figure 3: incremental learning of singular values (depth 1, 2, 3)",
-               options, p, claims, body, seconds, figure);
-  if (!options.quiet) {
-    for (const auto& c : claims)
-      std::printf("%s %s\n", c.supported ? "[supported]" : "[NOT supported]", c.statement.c_str());
-    std::printf("wrote %s/{results.csv,trajectories.csv,report.md%s} in %.1f s\n",
-                options.out.c_str(), figure.empty() ? ",fig3.png,fig3.svg" : "", seconds);
-  }
-  return 0;
+  return finish("fig3", "Figure 3: incremental learning of singular values (depth 1, 2, 3)",
+                options, p, claims, body, start, "results.csv,trajectories.csv");
 }
 
 }  // namespace dln::experiments

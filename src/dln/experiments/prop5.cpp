@@ -56,8 +56,7 @@ struct Prop5Run {
 int prop5(const Options& options) {
   const auto start = std::chrono::steady_clock::now();
   const Params p("prop5", options);
-  io::ensure_writable_directory(options.out);
-  io::write_file_atomic((fs::path(options.out) / "config.toml").string(), p.resolved_toml());
+  write_config(options, p);
   const auto variants = p.strings("variants");
   const auto depths = p.integers("depths");
   const long seeds = options.seeds > 0 ? options.seeds : p.integer("seeds");
@@ -300,18 +299,8 @@ int prop5(const Options& options) {
         r.last.fro, r.last.nuclear, r.last.spectral, r.last.bound,
         r.resolved ? std::string("to the end")
                    : fmt::format("until loss {:.3g}", r.unresolved_loss));
-  const std::string figure = draw_figure(options.out, "prop5", options);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  write_report(options.out, "Proposition 5: norms grow without bound as the loss goes to zero",
-               options, p, claims, body, seconds, figure);
-  if (!options.quiet) {
-    for (const auto& c : claims)
-      std::printf("%s %s\n", c.supported ? "[supported]" : "[NOT supported]", c.statement.c_str());
-    std::printf("wrote %s/{results.csv,trajectories.csv,report.md%s} in %.1f s\n",
-                options.out.c_str(), figure.empty() ? ",prop5.png,prop5.svg" : "", seconds);
-  }
-  return 0;
+  return finish("prop5", "Proposition 5: norms grow without bound as the loss goes to zero",
+                options, p, claims, body, start, "results.csv,trajectories.csv");
 }
 
 }  // namespace dln::experiments
