@@ -1,5 +1,7 @@
 // The extension module dln._dln (python/dln/__init__.py re-exports it). docs/python.md.
 #include "common.hpp"
+#include "dln/core/blas.hpp"
+#include "dln/core/blas_kernel.hpp"
 
 namespace py = pybind11;
 
@@ -18,4 +20,30 @@ PYBIND11_MODULE(_dln, m) {
   dlnpy::init_objects(m);
   dlnpy::init_diagnostics(m);
   dlnpy::init_baselines(m);
+  // The BLAS kernel, chosen and self-tested at import as the CLI does at start-up (docs/blas.md).
+  // The OpenBLAS in this process is numpy's too, so numpy gets the same kernel.
+  m.def(
+      "blas_info",
+      [] {
+        const auto& k = dln::blas::select_kernel();
+        py::dict d;
+        d["corename"] = k.corename;
+        d["openblas_choice"] = k.openblas_choice;
+        d["cpu_isa"] = k.cpu_isa;
+        d["cpu_features"] = dln::blas::cpu_features();
+        d["reason"] = k.reason;
+        d["override"] = k.override_env;
+        d["switched"] = k.switched;
+        d["self_test_passed"] = k.self_test_passed;
+        d["self_test_error"] = k.self_test_error;
+        d["warning"] = k.warning;
+        d["threads"] = dln::blas::threads();
+        return d;
+      },
+      "The BLAS kernel dln selected, why, and its self-test result (docs/blas.md).");
+  try {
+    dln::blas::select_kernel();
+  } catch (const dln::Error& e) {
+    throw py::import_error(std::string("dln: ") + e.what());
+  }
 }

@@ -7,10 +7,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "dln/checks/checks.hpp"
 #include "dln/core/blas.hpp"
+#include "dln/core/blas_kernel.hpp"
 #include "dln/io/files.hpp"
 #include "dln/run/run_dir.hpp"
 
@@ -37,6 +39,39 @@ int train_command(const std::string& config_path, const std::vector<std::string>
   dln::write_run_directory(dir, result);
   if (!quiet) std::printf("%s\n", result.summary.BriefReport().c_str());
   return result.summary.termination == dln::Termination::kDiverged ? 3 : 0;
+}
+
+// One JSON line per kernel: its DGEMM rate and self-test, and why it is (or is not) dln's choice.
+int gemm_peak(const dln::blas::KernelChoice& kernel, int size, int threads, int repeats,
+              bool all_kernels) {
+  namespace blas = dln::blas;
+  blas::set_threads(threads);
+  auto line = [&](bool selected) {
+    nlohmann::json j = {{"size", size},
+                        {"threads", threads},
+                        {"gflops", blas::measure_dgemm_gflops(size, repeats)},
+                        {"corename", blas::corename()},
+                        {"selected", selected},
+                        {"self_test_error", blas::self_test()},
+                        {"cpu_isa", kernel.cpu_isa}};
+    if (selected) {
+      j["reason"] = kernel.reason;
+      j["override"] = kernel.override_env;
+      j["openblas_choice"] = kernel.openblas_choice;
+      j["cpu_features"] = blas::cpu_features();
+    }
+    std::printf("%s\n", j.dump().c_str());
+  };
+  if (all_kernels) {
+    for (const auto& name : blas::runnable_kernels()) {
+      if (name == kernel.corename || !blas::switch_kernel(name)) continue;
+      line(false);
+    }
+    if (!blas::switch_kernel(kernel.corename))
+      throw dln::Error("gemm-peak: could not switch back to " + kernel.corename);
+  }
+  line(true);
+  return 0;
 }
 
 }  // namespace
@@ -74,6 +109,10 @@ int main(int argc, char** argv) {
   peak->add_option("--size", size, "Matrix size")->check(CLI::Range(1, 20000));
   peak->add_option("--threads", threads, "BLAS threads")->check(CLI::Range(1, 1024));
   peak->add_option("--repeats", repeats, "Best of this many")->check(CLI::Range(1, 1000));
+  bool all_kernels = false;
+  peak->add_flag("--all-kernels", all_kernels,
+                 "One line per OpenBLAS kernel this CPU can run (each self-tested), then the "
+                 "selected one");
 
   // Subcommands defined in their own files (src/cli/*.cpp) register here.
   std::vector<dln::cli::Command> commands;
@@ -87,6 +126,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    const auto& kernel = dln::blas::select_kernel();  // before any BLAS work (docs/blas.md)
     if (*train) return train_command(config_path, sets, out, resume_dir, quiet);
     if (*demo) return dln::cli::demo(quiet);
     if (*check) {
@@ -100,13 +140,7 @@ int main(int argc, char** argv) {
     }
     for (auto& [sub, runner] : commands)
       if (*sub) return runner();
-    if (*peak) {
-      dln::blas::set_threads(threads);
-      const double g = dln::blas::measure_dgemm_gflops(size, repeats);
-      std::printf("{\"size\":%d,\"threads\":%d,\"gflops\":%.3f,\"corename\":\"%s\"}\n", size,
-                  threads, g, dln::blas::corename().c_str());
-      return 0;
-    }
+    if (*peak) return gemm_peak(kernel, size, threads, repeats, all_kernels);
   } catch (const dln::Error& e) {
     std::fprintf(stderr, "dln: error: %s\n", e.what());
     return 2;

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "dln/core/blas.hpp"
+#include "dln/core/blas_kernel.hpp"
 #include "dln/dynamics/end_to_end.hpp"
 #include "dln/io/npy.hpp"
 
@@ -36,6 +37,7 @@ void write_factors(const std::string& dir, const Factors& w, const char* prefix 
 RunResult run(const Config& config, const std::vector<Callback*>& callbacks, const std::string& dir,
               bool resume) {
   config.validate();
+  blas::select_kernel();  // once per process: the best kernel the CPU runs, self-tested
   RunResult r;
   r.config = config;
   const auto dims = config.dims();
@@ -265,8 +267,11 @@ std::string summary_json(const RunResult& r) {
   j["parameters"] = params;
   j["loss"] = r.problem.loss->name();
   j["reduction"] = r.config.problem.reduction;
-  j["blas"] = {
-      {"corename", blas::corename()}, {"config", blas::config()}, {"threads", blas::threads()}};
+  const auto& kernel = blas::select_kernel();
+  j["blas"] = {{"corename", blas::corename()},    {"config", blas::config()},
+               {"threads", blas::threads()},      {"reason", kernel.reason},
+               {"override", kernel.override_env}, {"openblas_choice", kernel.openblas_choice},
+               {"cpu_isa", kernel.cpu_isa},       {"self_test_passed", kernel.self_test_passed}};
   if (!s.history.empty()) {
     const auto& h = s.history.back();
     json f;
