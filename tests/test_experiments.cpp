@@ -102,6 +102,26 @@ TEST(ExperimentRun, ParallelForRethrowsTheFirstError) {
   EXPECT_GE(ran.load(), 4);
 }
 
+TEST(ExperimentRun, LongestExpectedJobsStartFirst) {
+  EXPECT_EQ(longest_first({1.0, 5.0, 3.0, 5.0, 0.5}), (std::vector<int>{1, 3, 2, 0, 4}));
+  std::vector<int> started;
+  parallel_for(4, 1, [&](int i) { started.push_back(i); }, {2.0, 9.0, 1.0, 4.0});
+  EXPECT_EQ(started, (std::vector<int>{1, 3, 0, 2}));
+  // The cost model ranks the published Figure 2 jobs: depth 4 > depth 3 > depth 2 > nuclear norm,
+  // and more observations cost more at the same depth.
+  Options o;
+  o.quiet = true;
+  const Params p("fig2", o);
+  auto cost = [&](long count, long depth) {
+    return expected_cost(completion_config(p, count, 1, depth));
+  };
+  EXPECT_GT(cost(1000, 4), cost(5000, 3));
+  EXPECT_GT(cost(1000, 3), cost(5000, 2));
+  EXPECT_GT(cost(1000, 2), expected_nuclear_cost(100, 100));
+  EXPECT_GT(cost(5000, 4), cost(1000, 4));
+  EXPECT_THROW(parallel_for(2, 1, [](int) {}, {1.0}), std::logic_error);
+}
+
 // A tiny fig3 (12x12 sensing/completion): results do not depend on how many runs go in parallel.
 TEST(ExperimentRun, ResultsAreIdenticalForOneAndTwoWorkers) {
   const auto dir = temp_dir("workers");

@@ -11,6 +11,7 @@
 #include <exception>
 #include <filesystem>
 #include <mutex>
+#include <numeric>
 #include <sstream>
 #include <thread>
 
@@ -230,18 +231,54 @@ double mean(const std::vector<double>& v) {
   return v.empty() ? 0.0 : s / static_cast<double>(v.size());
 }
 
-void parallel_for(int n, int workers, const std::function<void(int)>& job) {
+std::vector<int> longest_first(const std::vector<double>& cost) {
+  std::vector<int> order(cost.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return cost[static_cast<std::size_t>(a)] > cost[static_cast<std::size_t>(b)];
+  });
+  return order;
+}
+
+double expected_cost(const Config& c) {
+  const auto dims = c.dims();
+  const int n = c.network.depth;
+  const double rows = static_cast<double>(c.problem.rows),
+               cols = static_cast<double>(c.problem.cols);
+  const double m = static_cast<double>(c.problem.observations);
+  double products = 0.0;  // prefix, suffix and gradient products, as Objective::gemm_flops
+  for (int j = 2; j <= n; ++j)
+    products += 6.0 * static_cast<double>(dims[static_cast<std::size_t>(j)]) *
+                static_cast<double>(dims[static_cast<std::size_t>(j - 1)]) *
+                static_cast<double>(std::max(dims.front(), dims.back()));
+  const double width = static_cast<double>(*std::max_element(dims.begin(), dims.end()));
+  const double data = c.problem.kind == "sensing" ? 4.0 * m * rows * cols : 4.0 * m * width * n;
+  return (products + data) * static_cast<double>(std::max<long>(1, c.stop.max_iters));
+}
+
+double expected_nuclear_cost(long rows, long cols) {
+  return 20.0 * static_cast<double>(rows) * static_cast<double>(cols) *
+         static_cast<double>(std::min(rows, cols)) * 1000.0;
+}
+
+void parallel_for(int n, int workers, const std::function<void(int)>& job,
+                  const std::vector<double>& cost) {
+  if (!cost.empty() && cost.size() != static_cast<std::size_t>(n))
+    throw std::logic_error("parallel_for: one cost per job");
+  std::vector<int> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  if (!cost.empty()) order = longest_first(cost);
   std::atomic<int> next{0};
   std::exception_ptr error;
   std::mutex error_mutex;
   auto work = [&] {
-    for (int i = next++; i < n; i = next++) {
+    for (int k = next++; k < n; k = next++) {
       {
         std::lock_guard<std::mutex> lock(error_mutex);
         if (error) return;
       }
       try {
-        job(i);
+        job(order[static_cast<std::size_t>(k)]);
       } catch (...) {
         std::lock_guard<std::mutex> lock(error_mutex);
         if (!error) error = std::current_exception();

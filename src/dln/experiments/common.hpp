@@ -57,8 +57,21 @@ class Table {
 std::string num(double v);  // 17 significant digits: exact round trip
 
 // Runs job(0..n-1) on `workers` threads (each job must be independent); rethrows the first
-// exception. BLAS stays single-threaded inside each job.
-void parallel_for(int n, int workers, const std::function<void(int)>& job);
+// exception. BLAS stays single-threaded inside each job. With `cost` (one entry per job), jobs
+// start in order of decreasing expected cost, so a grid does not end waiting on one long job.
+// Results must be stored by index: the order changes when jobs run, not what they compute.
+void parallel_for(int n, int workers, const std::function<void(int)>& job,
+                  const std::vector<double>& cost = {});
+
+// The order parallel_for starts jobs in: decreasing cost, ties by index.
+std::vector<int> longest_first(const std::vector<double>& cost);
+
+// Expected cost of a training run: model flops per step (products, sparse passes, or the passes
+// over the sensing matrices) times its step cap. Only the ranking matters.
+double expected_cost(const Config& c);
+// Expected cost of a minimum nuclear norm solve: an SVD (~20 r c min(r, c) flops) per ADMM
+// iteration, for a typical 1000 iterations; far below any network of the same size.
+double expected_nuclear_cost(long rows, long cols);
 
 // Thread-safe progress line on stderr unless quiet.
 void progress(const Options& options, const std::string& line);

@@ -56,47 +56,55 @@ int compression(const Options& options) {
     n.seed = s;
     sols.push_back(n);
   }
+  std::vector<double> cost;
+  for (const Solution& x : sols)
+    cost.push_back(x.depth > 0 ? expected_cost(completion_config(p, p.integer("observations"),
+                                                                 x.seed, x.depth))
+                               : expected_nuclear_cost(rows, cols));
   std::atomic<int> done{0};
-  parallel_for(static_cast<int>(sols.size()), options.workers, [&](int i) {
-    Solution& sol = sols[static_cast<std::size_t>(i)];
-    const Config c = completion_config(p, p.integer("observations"), sol.seed, sol.depth);
-    Problem problem = make_problem(c.problem);
-    if (sol.depth == 0) {
-      auto res =
-          min_nuclear_for(problem, p, options.out, fmt::format("min_nuclear_seed{}", sol.seed));
-      sol.x = std::move(res.x);
-      sol.iterations = res.iterations;
-      sol.seconds = res.seconds;
-    } else {
-      auto r = run_into(c, options.out, fmt::format("depth{}_seed{}", sol.depth, sol.seed));
-      sol.x = std::move(r.end_to_end);
-      sol.iterations = r.summary.iterations;
-      sol.seconds = r.summary.wall_seconds;
-    }
-    sol.train_loss = problem.loss->value(sol.x);
-    const Mat& truth = *problem.ground_truth;
-    // Eckart-Young: the best rank-rho approximation keeps the top rho singular triplets.
-    Eigen::JacobiSVD<Mat> svd(sol.x, Eigen::ComputeThinU | Eigen::ComputeThinV);
-    const Mat& u = svd.matrixU();
-    const Mat& v = svd.matrixV();
-    const Vec& sv = svd.singularValues();
-    Mat xr = Mat::Zero(rows, cols);
-    for (long rho = 1; rho <= max_rho; ++rho) {
-      const Index k = rho - 1;
-      xr.noalias() += sv(k) * u.col(k) * v.col(k).transpose();
-      sol.mse.push_back((xr - truth).squaredNorm() / static_cast<double>(rows * cols));
-      sol.rel.push_back((xr - truth).norm() / truth.norm());
-      sol.fit.push_back(problem.loss->value(xr));
-    }
-    sol.mse.push_back((sol.x - truth).squaredNorm() / static_cast<double>(rows * cols));
-    sol.rel.push_back((sol.x - truth).norm() / truth.norm());
-    sol.fit.push_back(sol.train_loss);
-    progress(options,
-             fmt::format("[compression {}/{}] {} seed {}: full MSE {:.3g}, rank-{} MSE {:.3g} "
-                         "({:.1f} s)",
-                         ++done, sols.size(), sol.method, sol.seed, sol.mse.back(), rank,
-                         sol.mse[static_cast<std::size_t>(rank - 1)], sol.seconds));
-  });
+  parallel_for(
+      static_cast<int>(sols.size()), options.workers,
+      [&](int i) {
+        Solution& sol = sols[static_cast<std::size_t>(i)];
+        const Config c = completion_config(p, p.integer("observations"), sol.seed, sol.depth);
+        Problem problem = make_problem(c.problem);
+        if (sol.depth == 0) {
+          auto res =
+              min_nuclear_for(problem, p, options.out, fmt::format("min_nuclear_seed{}", sol.seed));
+          sol.x = std::move(res.x);
+          sol.iterations = res.iterations;
+          sol.seconds = res.seconds;
+        } else {
+          auto r = run_into(c, options.out, fmt::format("depth{}_seed{}", sol.depth, sol.seed));
+          sol.x = std::move(r.end_to_end);
+          sol.iterations = r.summary.iterations;
+          sol.seconds = r.summary.wall_seconds;
+        }
+        sol.train_loss = problem.loss->value(sol.x);
+        const Mat& truth = *problem.ground_truth;
+        // Eckart-Young: the best rank-rho approximation keeps the top rho singular triplets.
+        Eigen::JacobiSVD<Mat> svd(sol.x, Eigen::ComputeThinU | Eigen::ComputeThinV);
+        const Mat& u = svd.matrixU();
+        const Mat& v = svd.matrixV();
+        const Vec& sv = svd.singularValues();
+        Mat xr = Mat::Zero(rows, cols);
+        for (long rho = 1; rho <= max_rho; ++rho) {
+          const Index k = rho - 1;
+          xr.noalias() += sv(k) * u.col(k) * v.col(k).transpose();
+          sol.mse.push_back((xr - truth).squaredNorm() / static_cast<double>(rows * cols));
+          sol.rel.push_back((xr - truth).norm() / truth.norm());
+          sol.fit.push_back(problem.loss->value(xr));
+        }
+        sol.mse.push_back((sol.x - truth).squaredNorm() / static_cast<double>(rows * cols));
+        sol.rel.push_back((sol.x - truth).norm() / truth.norm());
+        sol.fit.push_back(sol.train_loss);
+        progress(options,
+                 fmt::format("[compression {}/{}] {} seed {}: full MSE {:.3g}, rank-{} MSE {:.3g} "
+                             "({:.1f} s)",
+                             ++done, sols.size(), sol.method, sol.seed, sol.mse.back(), rank,
+                             sol.mse[static_cast<std::size_t>(rank - 1)], sol.seconds));
+      },
+      cost);
 
   const long dense = rows * cols;
   Table table({"experiment", "method", "seed", "rank", "parameters", "dense_parameters",

@@ -50,49 +50,56 @@ int fig2(const Options& options) {
       jobs.push_back({s, m, 0});
     }
   std::vector<Fig2Row> rows(jobs.size());
+  std::vector<double> cost;
+  for (const Job& j : jobs)
+    cost.push_back(j.depth > 0 ? expected_cost(completion_config(p, j.count, j.seed, j.depth))
+                               : expected_nuclear_cost(p.integer("rows"), p.integer("cols")));
   std::atomic<int> done{0};
-  parallel_for(static_cast<int>(jobs.size()), options.workers, [&](int i) {
-    const Job& j = jobs[static_cast<std::size_t>(i)];
-    Config c = completion_config(p, j.count, j.seed, j.depth);
-    Fig2Row& row = rows[static_cast<std::size_t>(i)];
-    row.observations = j.count;
-    row.seed = j.seed;
-    if (j.depth == 0) {
-      // Eq. 10 on the same observations as the networks (same problem seed).
-      const Problem problem = make_problem(c.problem);
-      const auto sol = min_nuclear_for(problem, p, options.out,
-                                       fmt::format("min_nuclear_obs{}_seed{}", j.count, j.seed));
-      const auto m = end_to_end_metrics(sol.x, &*problem.ground_truth);
-      row.method = "min_nuclear";
-      row.truth_nuclear_norm = singular_values(*problem.ground_truth).sum();
-      row.recon_mse = *m.recon_mse;
-      row.recon_rel_error = *m.recon_rel_error;
-      row.nuclear_norm = m.nuclear_norm;
-      row.effective_rank = m.effective_rank;
-      row.train_loss = problem.loss->value(sol.x);
-      row.seconds = sol.seconds;
-      row.iterations = sol.iterations;
-      row.termination = sol.termination;
-    } else {
-      const auto r =
-          run_into(c, options.out, fmt::format("depth{}_obs{}_seed{}", j.depth, j.count, j.seed));
-      const auto m = end_to_end_metrics(r.end_to_end, &*r.problem.ground_truth);
-      row.method = fmt::format("depth{}", j.depth);
-      row.truth_nuclear_norm = singular_values(*r.problem.ground_truth).sum();
-      row.recon_mse = *m.recon_mse;
-      row.recon_rel_error = *m.recon_rel_error;
-      row.nuclear_norm = m.nuclear_norm;
-      row.effective_rank = m.effective_rank;
-      row.train_loss = r.summary.final_loss;
-      row.seconds = r.summary.wall_seconds;
-      row.iterations = r.summary.iterations;
-      row.termination = to_string(r.summary.termination);
-    }
-    progress(options, fmt::format("[fig2 {}/{}] {} observations={} seed={}: recon_mse {:.3g}, "
-                                  "nuclear norm {:.4g} ({:.1f} s)",
-                                  ++done, jobs.size(), row.method, row.observations, row.seed,
-                                  row.recon_mse, row.nuclear_norm, row.seconds));
-  });
+  parallel_for(
+      static_cast<int>(jobs.size()), options.workers,
+      [&](int i) {
+        const Job& j = jobs[static_cast<std::size_t>(i)];
+        Config c = completion_config(p, j.count, j.seed, j.depth);
+        Fig2Row& row = rows[static_cast<std::size_t>(i)];
+        row.observations = j.count;
+        row.seed = j.seed;
+        if (j.depth == 0) {
+          // Eq. 10 on the same observations as the networks (same problem seed).
+          const Problem problem = make_problem(c.problem);
+          const auto sol = min_nuclear_for(
+              problem, p, options.out, fmt::format("min_nuclear_obs{}_seed{}", j.count, j.seed));
+          const auto m = end_to_end_metrics(sol.x, &*problem.ground_truth);
+          row.method = "min_nuclear";
+          row.truth_nuclear_norm = singular_values(*problem.ground_truth).sum();
+          row.recon_mse = *m.recon_mse;
+          row.recon_rel_error = *m.recon_rel_error;
+          row.nuclear_norm = m.nuclear_norm;
+          row.effective_rank = m.effective_rank;
+          row.train_loss = problem.loss->value(sol.x);
+          row.seconds = sol.seconds;
+          row.iterations = sol.iterations;
+          row.termination = sol.termination;
+        } else {
+          const auto r = run_into(c, options.out,
+                                  fmt::format("depth{}_obs{}_seed{}", j.depth, j.count, j.seed));
+          const auto m = end_to_end_metrics(r.end_to_end, &*r.problem.ground_truth);
+          row.method = fmt::format("depth{}", j.depth);
+          row.truth_nuclear_norm = singular_values(*r.problem.ground_truth).sum();
+          row.recon_mse = *m.recon_mse;
+          row.recon_rel_error = *m.recon_rel_error;
+          row.nuclear_norm = m.nuclear_norm;
+          row.effective_rank = m.effective_rank;
+          row.train_loss = r.summary.final_loss;
+          row.seconds = r.summary.wall_seconds;
+          row.iterations = r.summary.iterations;
+          row.termination = to_string(r.summary.termination);
+        }
+        progress(options, fmt::format("[fig2 {}/{}] {} observations={} seed={}: recon_mse {:.3g}, "
+                                      "nuclear norm {:.4g} ({:.1f} s)",
+                                      ++done, jobs.size(), row.method, row.observations, row.seed,
+                                      row.recon_mse, row.nuclear_norm, row.seconds));
+      },
+      cost);
 
   Table table({"experiment", "method", "observations", "seed", "recon_mse", "recon_rel_error",
                "nuclear_norm", "effective_rank", "train_loss", "iterations", "seconds",

@@ -86,9 +86,7 @@ int fig3(const Options& options) {
         r.lr = lrs[di];
         runs.push_back(r);
       }
-  std::atomic<int> done{0};
-  parallel_for(static_cast<int>(runs.size()), options.workers, [&](int i) {
-    Fig3Run& run = runs[static_cast<std::size_t>(i)];
+  auto config_for = [&](const Fig3Run& run) {
     const auto di = static_cast<std::size_t>(std::find(depths.begin(), depths.end(), run.depth) -
                                              depths.begin());
     Config c = base_config();
@@ -108,37 +106,49 @@ int fig3(const Options& options) {
     c.stop.loss_tol = p.real("loss_tol");
     c.record.every = record_every[di];
     c.record.singular_values = keep;
-    const auto result = run_into(
-        c, options.out, fmt::format("{}_depth{}_seed{}", run.setting, run.depth, run.seed));
-    for (const auto& h : result.summary.history) {
-      run.record_iter.push_back(h.iteration);
-      run.record_sigma.push_back(h.metrics.singular_values);
-    }
-    run.iterations = result.summary.iterations;
-    run.final_loss = result.summary.final_loss;
-    run.seconds = result.summary.wall_seconds;
-    run.final_sigma = run.record_sigma.back();
-    run.recon_rel_error =
-        *end_to_end_metrics(result.end_to_end, &*result.problem.ground_truth).recon_rel_error;
-    double width_sum = 0;
-    for (Index k = 0; k < rank; ++k) {
-      const double f = run.final_sigma(k);
-      run.t10.push_back(crossing(run, k, 0.1 * f));
-      run.t50.push_back(crossing(run, k, 0.5 * f));
-      run.t90.push_back(crossing(run, k, 0.9 * f));
-      width_sum += (run.t90.back() - run.t10.back()) / run.t50.back();
-    }
-    run.spread = run.t50.back() / run.t50.front();
-    run.width = width_sum / static_cast<double>(rank);
-    for (long k = 0; k + 1 < rank; ++k)
-      if (run.t90[static_cast<std::size_t>(k)] <= run.t10[static_cast<std::size_t>(k + 1)])
-        ++run.separated;
-    progress(options, fmt::format("[fig3 {}/{}] {} depth {} seed {}: t50 = {:.4g}, spread {:.3g}, "
-                                  "transition width {:.3g}, relative error {:.3g} ({:.1f} s)",
-                                  ++done, runs.size(), run.setting, run.depth, run.seed,
-                                  fmt::join(run.t50, ", "), run.spread, run.width,
-                                  run.recon_rel_error, run.seconds));
-  });
+    return c;
+  };
+  std::vector<double> cost;
+  for (const Fig3Run& run : runs) cost.push_back(expected_cost(config_for(run)));
+  std::atomic<int> done{0};
+  parallel_for(
+      static_cast<int>(runs.size()), options.workers,
+      [&](int i) {
+        Fig3Run& run = runs[static_cast<std::size_t>(i)];
+        const Config c = config_for(run);
+        const auto result = run_into(
+            c, options.out, fmt::format("{}_depth{}_seed{}", run.setting, run.depth, run.seed));
+        for (const auto& h : result.summary.history) {
+          run.record_iter.push_back(h.iteration);
+          run.record_sigma.push_back(h.metrics.singular_values);
+        }
+        run.iterations = result.summary.iterations;
+        run.final_loss = result.summary.final_loss;
+        run.seconds = result.summary.wall_seconds;
+        run.final_sigma = run.record_sigma.back();
+        run.recon_rel_error =
+            *end_to_end_metrics(result.end_to_end, &*result.problem.ground_truth).recon_rel_error;
+        double width_sum = 0;
+        for (Index k = 0; k < rank; ++k) {
+          const double f = run.final_sigma(k);
+          run.t10.push_back(crossing(run, k, 0.1 * f));
+          run.t50.push_back(crossing(run, k, 0.5 * f));
+          run.t90.push_back(crossing(run, k, 0.9 * f));
+          width_sum += (run.t90.back() - run.t10.back()) / run.t50.back();
+        }
+        run.spread = run.t50.back() / run.t50.front();
+        run.width = width_sum / static_cast<double>(rank);
+        for (long k = 0; k + 1 < rank; ++k)
+          if (run.t90[static_cast<std::size_t>(k)] <= run.t10[static_cast<std::size_t>(k + 1)])
+            ++run.separated;
+        progress(options,
+                 fmt::format("[fig3 {}/{}] {} depth {} seed {}: t50 = {:.4g}, spread {:.3g}, "
+                             "transition width {:.3g}, relative error {:.3g} ({:.1f} s)",
+                             ++done, runs.size(), run.setting, run.depth, run.seed,
+                             fmt::join(run.t50, ", "), run.spread, run.width, run.recon_rel_error,
+                             run.seconds));
+      },
+      cost);
 
   Table table({"experiment", "method", "setting", "seed", "depth", "lr", "iterations", "final_loss",
                "recon_rel_error", "spread", "transition_width", "separated_pairs", "t50",

@@ -83,76 +83,84 @@ int prop5(const Options& options) {
         r.seed = s;
         runs.push_back(r);
       }
+  std::vector<double> cost;  // 2 x 2 problems: deeper networks take longer
+  for (const Prop5Run& r : runs) cost.push_back(static_cast<double>(r.depth));
   std::atomic<int> done{0};
-  parallel_for(static_cast<int>(runs.size()), options.workers, [&](int i) {
-    Prop5Run& run = runs[static_cast<std::size_t>(i)];
-    Config c = base_config();
-    c.problem.kind = "completion";
-    c.problem.rows = c.problem.cols = 2;
-    c.problem.observations_file =
-        (data / (run.variant == "ex4_det_neg" ? "ex4.csv" : "eq15.csv")).string();
-    c.network.depth = static_cast<int>(run.depth);
-    c.network.width = 2;
-    c.network.init.kind = parse_init(p.string("init"));
-    c.network.init.scale = p.real("init_scale");
-    const double want = run.variant == "eq15_det_pos" ? 1.0 : -1.0;
-    // Resample the initialization until det W(0) has the variant's sign (as published).
-    for (long k = 0;; ++k) {
-      c.network.init.seed = static_cast<std::uint64_t>(1000 * run.seed + k);
-      const double det = end_to_end(initialize(c.dims(), c.network.init)).determinant();
-      if (det * want > 0) {
-        run.det0 = det;
-        run.resamples = k;
-        run.init_seed = static_cast<long>(c.network.init.seed);
-        break;
-      }
-      if (k > 1000) throw Error("prop5: no initialization with the wanted det sign in 1000 draws");
-    }
-    c.optimizer.kind = parse_optimizer(p.string("optimizer"));
-    c.optimizer.lr = p.real("lr");
-    c.optimizer.time = p.real("time");
-    c.optimizer.rtol = p.real("rtol");
-    c.optimizer.atol = p.real("atol");
-    c.optimizer.max_steps = p.integer("max_steps");
-    c.stop.max_iters = p.integer("max_iters");
-    c.stop.loss_tol = p.real("loss_tol");
-    c.stop.max_seconds = p.real("max_seconds");
-    c.record.every = p.integer("record_every");
-    c.record_dt = p.real("record_dt");
-    c.record.singular_values = 2;
-    Prop5Recorder rec;
-    const auto result = run_into(
-        c, options.out, fmt::format("{}_depth{}_seed{}", run.variant, run.depth, run.seed), {&rec});
-    run.points = std::move(rec.points);
-    run.last = run.points.back();
-    run.iterations = result.summary.iterations;
-    run.final_loss = result.summary.final_loss;
-    run.seconds = result.summary.wall_seconds;
-    run.termination = to_string(result.summary.termination);
-    // Once |det W| <= det_resolution ||W||_F^2 the computed sign is rounding noise (for depth 2
-    // det W decays exponentially, Lemma 2's proof): judge only the records before that.
-    const double res = p.real("det_resolution");
-    for (const auto& pt : run.points) {
-      if (run.resolved && std::abs(pt.det) <= res * pt.fro * pt.fro) {
-        run.resolved = false;
-        run.unresolved_loss = pt.loss;
-        run.unresolved_w00 = pt.w00;
-      }
-      if (!run.resolved) continue;
-      run.det_sign_kept = run.det_sign_kept && pt.det * run.det0 > 0;
-      if (pt.loss < 1.0 / 6)
-        run.worst_bound_margin = std::min(run.worst_bound_margin, std::abs(pt.w00) - pt.bound);
-    }
-    progress(options, fmt::format("[prop5 {}/{}] {} depth {} seed {}: loss {:.3g} after {} steps, "
-                                  "|w11| {:.4g}, ||W||_F {:.4g}, det sign kept: {}{} ({:.1f} s)",
-                                  ++done, runs.size(), run.variant, run.depth, run.seed,
-                                  run.final_loss, run.iterations, std::abs(run.last.w00),
-                                  run.last.fro, run.det_sign_kept ? "yes" : "NO",
-                                  run.resolved ? ""
-                                               : fmt::format(" (det unresolved from loss {:.3g})",
-                                                             run.unresolved_loss),
-                                  run.seconds));
-  });
+  parallel_for(
+      static_cast<int>(runs.size()), options.workers,
+      [&](int i) {
+        Prop5Run& run = runs[static_cast<std::size_t>(i)];
+        Config c = base_config();
+        c.problem.kind = "completion";
+        c.problem.rows = c.problem.cols = 2;
+        c.problem.observations_file =
+            (data / (run.variant == "ex4_det_neg" ? "ex4.csv" : "eq15.csv")).string();
+        c.network.depth = static_cast<int>(run.depth);
+        c.network.width = 2;
+        c.network.init.kind = parse_init(p.string("init"));
+        c.network.init.scale = p.real("init_scale");
+        const double want = run.variant == "eq15_det_pos" ? 1.0 : -1.0;
+        // Resample the initialization until det W(0) has the variant's sign (as published).
+        for (long k = 0;; ++k) {
+          c.network.init.seed = static_cast<std::uint64_t>(1000 * run.seed + k);
+          const double det = end_to_end(initialize(c.dims(), c.network.init)).determinant();
+          if (det * want > 0) {
+            run.det0 = det;
+            run.resamples = k;
+            run.init_seed = static_cast<long>(c.network.init.seed);
+            break;
+          }
+          if (k > 1000)
+            throw Error("prop5: no initialization with the wanted det sign in 1000 draws");
+        }
+        c.optimizer.kind = parse_optimizer(p.string("optimizer"));
+        c.optimizer.lr = p.real("lr");
+        c.optimizer.time = p.real("time");
+        c.optimizer.rtol = p.real("rtol");
+        c.optimizer.atol = p.real("atol");
+        c.optimizer.max_steps = p.integer("max_steps");
+        c.stop.max_iters = p.integer("max_iters");
+        c.stop.loss_tol = p.real("loss_tol");
+        c.stop.max_seconds = p.real("max_seconds");
+        c.record.every = p.integer("record_every");
+        c.record_dt = p.real("record_dt");
+        c.record.singular_values = 2;
+        Prop5Recorder rec;
+        const auto result =
+            run_into(c, options.out,
+                     fmt::format("{}_depth{}_seed{}", run.variant, run.depth, run.seed), {&rec});
+        run.points = std::move(rec.points);
+        run.last = run.points.back();
+        run.iterations = result.summary.iterations;
+        run.final_loss = result.summary.final_loss;
+        run.seconds = result.summary.wall_seconds;
+        run.termination = to_string(result.summary.termination);
+        // Once |det W| <= det_resolution ||W||_F^2 the computed sign is rounding noise (for depth 2
+        // det W decays exponentially, Lemma 2's proof): judge only the records before that.
+        const double res = p.real("det_resolution");
+        for (const auto& pt : run.points) {
+          if (run.resolved && std::abs(pt.det) <= res * pt.fro * pt.fro) {
+            run.resolved = false;
+            run.unresolved_loss = pt.loss;
+            run.unresolved_w00 = pt.w00;
+          }
+          if (!run.resolved) continue;
+          run.det_sign_kept = run.det_sign_kept && pt.det * run.det0 > 0;
+          if (pt.loss < 1.0 / 6)
+            run.worst_bound_margin = std::min(run.worst_bound_margin, std::abs(pt.w00) - pt.bound);
+        }
+        progress(options,
+                 fmt::format("[prop5 {}/{}] {} depth {} seed {}: loss {:.3g} after {} steps, "
+                             "|w11| {:.4g}, ||W||_F {:.4g}, det sign kept: {}{} ({:.1f} s)",
+                             ++done, runs.size(), run.variant, run.depth, run.seed, run.final_loss,
+                             run.iterations, std::abs(run.last.w00), run.last.fro,
+                             run.det_sign_kept ? "yes" : "NO",
+                             run.resolved ? ""
+                                          : fmt::format(" (det unresolved from loss {:.3g})",
+                                                        run.unresolved_loss),
+                             run.seconds));
+      },
+      cost);
 
   Table table({"experiment", "method",        "variant",          "seed",         "depth",
                "init_seed",  "det0",          "iterations",       "termination",  "final_loss",
