@@ -13,6 +13,7 @@
 
 #include "dln/core/blas.hpp"
 #include "dln/core/blas_kernel.hpp"
+#include "dln/core/rng.hpp"
 #include "dln/io/npy.hpp"
 
 namespace fs = std::filesystem;
@@ -219,4 +220,27 @@ TEST(BlasKernel, SameKernelSameBitsOtherKernelSameTrajectory) {
     const Mat other = train("DLN_BLAS_CORETYPE=" + name, "k_" + name);
     EXPECT_LE((other - automatic).norm(), 1e-10 * automatic.norm()) << name;
   }
+}
+
+TEST(BlasGemm, EveryPathMatchesAPlainLoopProduct) {
+  // Shapes on both sides of the small-product path (every dimension <= 32), with tails that are
+  // not multiples of the vector width, in every transpose form, with and without beta.
+  const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {20, 20, 20}, {32, 31, 29}, {33, 20, 20},
+                           {20, 40, 20}, {17, 9, 64}};
+  dln::Rng rng(9);
+  for (const auto& s : shapes)
+    for (int t = 0; t < 4; ++t)
+      for (double beta : {0.0, 0.5}) {
+        const int m = s[0], n = s[1], k = s[2];
+        const bool ta = t & 1, tb = t & 2;
+        const Mat a = ta ? rng.gaussian(k, m, 1.0) : rng.gaussian(m, k, 1.0);
+        const Mat b = tb ? rng.gaussian(n, k, 1.0) : rng.gaussian(k, n, 1.0);
+        const Mat c0 = rng.gaussian(m, n, 1.0);
+        Mat c = c0;
+        dln::blas::gemm(a, ta, b, tb, c, 2.0, beta);
+        const Mat ref = 2.0 * (ta ? Mat(a.transpose()) : a) * (tb ? Mat(b.transpose()) : b) +
+                        beta * c0;
+        EXPECT_LE((c - ref).cwiseAbs().maxCoeff(), 1e-13 * k)
+            << m << "x" << n << "x" << k << " ta=" << ta << " tb=" << tb << " beta=" << beta;
+      }
 }

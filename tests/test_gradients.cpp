@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "dln/core/blas.hpp"
 #include "dln/core/rng.hpp"
 #include "dln/model/network.hpp"
 #include "dln/problems/problem.hpp"
@@ -129,6 +130,46 @@ INSTANTIATE_TEST_SUITE_P(ChunkWidths, SparsePathTest,
                          ::testing::Values(std::vector<Index>{77, 29, 3},
                                            std::vector<Index>{2, 60, 33},
                                            std::vector<Index>{45, 45, 45}));
+
+// The two-thread completion step (Objective::set_threads) computes every number with the same
+// kernel as one thread: the loss and gradients are bit-identical, whether or not the products
+// overlap (BLAS single-threaded or not), and it allocates nothing per step.
+TEST(Gradient, TwoThreadStepIsBitIdentical) {
+  ProblemConfig c = small("completion");
+  c.rows = 90;
+  c.cols = 70;
+  c.observations = 3000;
+  Problem p = make_problem(c);
+  for (int blas_threads : {1, 2}) {
+    blas::set_threads(blas_threads);
+    for (int depth = 2; depth <= 4; ++depth) {
+      std::vector<Index> dims{c.cols};
+      for (int j = 1; j < depth; ++j) dims.push_back(j == 1 ? 77 : 45);
+      dims.push_back(c.rows);
+      Objective one(dims, *p.loss), two(dims, *p.loss);
+      ASSERT_TRUE(two.set_threads(2)) << depth;
+      EXPECT_FALSE(Objective(dims, *p.loss).set_threads(1));
+      Rng rng(7);
+      Factors w;
+      for (int j = 1; j <= depth; ++j) w.push_back(rng.gaussian(dims[j], dims[j - 1], 0.3));
+      Factors g1 = one.make_like(), g2 = two.make_like();
+      for (int rep = 0; rep < 3; ++rep) {
+        const double f1 = one.evaluate_with_gradient(w, g1);
+        Eigen::internal::set_is_malloc_allowed(rep == 0);
+        const double f2 = two.evaluate_with_gradient(w, g2);
+        Eigen::internal::set_is_malloc_allowed(true);
+        EXPECT_EQ(f1, f2);
+        for (int j = 0; j < depth; ++j) EXPECT_EQ(g1[j], g2[j]) << depth << " " << j;
+        for (auto& x : w) x *= 0.9;
+      }
+    }
+  }
+  blas::set_threads(1);
+  // Too little work per step to pay for the hand-offs: stays on one thread.
+  Problem tiny = make_problem(small("completion"));
+  EXPECT_FALSE(Objective(dims_for(3, tiny.loss->rows(), tiny.loss->cols()), *tiny.loss)
+                   .set_threads(2));
+}
 
 TEST(Gradient, MeanReductionDoublesTheGradient) {
   ProblemConfig c = small("completion");

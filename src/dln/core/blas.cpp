@@ -1,7 +1,12 @@
 #include "dln/core/blas.hpp"
 
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "dln/core/rng.hpp"
 
@@ -17,6 +22,53 @@ void cblas_domatcopy(int order, int trans, int rows, int cols, double alpha, con
 
 namespace dln::blas {
 
+namespace {
+
+// Products with every dimension <= kSmall: a dgemm call costs ~1 us of overhead (dispatch,
+// packing) on 20 x 20 matrices, about 3x the arithmetic. C(:, j) accumulates op(A)(:, l) b_lj
+// for l = 0..k-1 in registers, one fused multiply-add per term where the CPU has FMA.
+constexpr int kSmall = 32;
+
+void gemm_small(const double* a, int lda, bool trans_a, const double* b, int ldb, bool trans_b,
+                double* c, int m, int n, int k, double alpha, double beta) {
+  double at[kSmall * kSmall];  // op(A) column-major when A is transposed
+  if (trans_a) {
+    for (int l = 0; l < k; ++l)
+      for (int i = 0; i < m; ++i) at[l * m + i] = a[i * lda + l];
+    a = at;
+    lda = m;
+  }
+  double acc[kSmall];
+  for (int j = 0; j < n; ++j) {
+    int i0 = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256d v[kSmall / 4];
+    const int vec = m / 4;
+    for (int q = 0; q < vec; ++q) v[q] = _mm256_setzero_pd();
+    for (int l = 0; l < k; ++l) {
+      const __m256d blj = _mm256_set1_pd(trans_b ? b[l * ldb + j] : b[j * ldb + l]);
+      const double* al = a + l * lda;
+      for (int q = 0; q < vec; ++q) v[q] = _mm256_fmadd_pd(_mm256_loadu_pd(al + 4 * q), blj, v[q]);
+    }
+    for (int q = 0; q < vec; ++q) _mm256_storeu_pd(acc + 4 * q, v[q]);
+    i0 = 4 * vec;
+#endif
+    for (int i = i0; i < m; ++i) acc[i] = 0.0;
+    for (int l = 0; l < k; ++l) {
+      const double blj = trans_b ? b[l * ldb + j] : b[j * ldb + l];
+      for (int i = i0; i < m; ++i) acc[i] = std::fma(a[l * lda + i], blj, acc[i]);
+    }
+    double* cj = c + j * m;
+    if (beta == 0.0) {
+      for (int i = 0; i < m; ++i) cj[i] = alpha * acc[i];
+    } else {
+      for (int i = 0; i < m; ++i) cj[i] = alpha * acc[i] + beta * cj[i];
+    }
+  }
+}
+
+}  // namespace
+
 void gemm(const Mat& a, bool trans_a, const Mat& b, bool trans_b, Mat& c, double alpha,
           double beta) {
   const int m = static_cast<int>(c.rows()), n = static_cast<int>(c.cols());
@@ -24,6 +76,11 @@ void gemm(const Mat& a, bool trans_a, const Mat& b, bool trans_b, Mat& c, double
   eigen_assert((trans_a ? a.cols() : a.rows()) == m && (trans_b ? b.rows() : b.cols()) == n &&
                (trans_b ? b.cols() : b.rows()) == k);
   if (m == 0 || n == 0) return;
+  if (m <= kSmall && n <= kSmall && k <= kSmall) {
+    gemm_small(a.data(), static_cast<int>(a.rows()), trans_a, b.data(), static_cast<int>(b.rows()),
+               trans_b, c.data(), m, n, k, alpha, beta);
+    return;
+  }
   const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
   const int lda = std::max(1, static_cast<int>(a.rows())),
             ldb = std::max(1, static_cast<int>(b.rows()));

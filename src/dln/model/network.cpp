@@ -2,10 +2,16 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "dln/core/blas.hpp"
 #include "dln/model/sparse_kernels.hpp"
 
 namespace dln {
+
+namespace {
+constexpr double kMinSplitFlops = 1e6;
+}  // namespace
 
 void validate_dims(const std::vector<Index>& dims) {
   if (dims.size() < 2) throw Error("network.depth: must be >= 1");
@@ -115,6 +121,7 @@ const Mat& Objective::suffix_operand(const Factors& w, int j, bool& transposed) 
 }
 
 double Objective::evaluate_with_gradient(const Factors& w, Factors& grads) {
+  if (helper_) return completion_step_split(w, grads);
   return completion_ ? completion_step(w, grads) : dense_step(w, grads);
 }
 
@@ -154,14 +161,97 @@ double Objective::completion_step(const Factors& w, Factors& grads) {
         grads[0](pattern_.row_idx[p], c) = res[p];
     return 0.5 * coef * sum_sq;
   }
-  // j = 1: W_{n:2}^T G.
-  sparse::times_sparse(suffix_[1], pattern_, res, grads[0]);
-  // j = 2..n: T_j = W_{j-1:1} G^T (d_{j-1} x d_n), then W_{n:j+1}^T T_j^T.
-  sparse::to_row_order(pattern_, res, residual_rows_.data());  // one gather for all j
+  sparse::to_row_order(pattern_, res, residual_rows_.data());  // one gather for all j >= 2
+  for (int j = 1; j <= n; ++j) gradient_task(j, w, grads);
+  return 0.5 * coef * sum_sq;
+}
+
+// d phi / d W_j from the scaled residuals. j = 1: W_{n:2}^T G. j = 2..n: T_j = W_{j-1:1} G^T
+// (d_{j-1} x d_n), then W_{n:j+1}^T T_j^T.
+void Objective::gradient_task(int j, const Factors& w, Factors& grads) {
+  const int n = depth();
+  if (j == 1) {
+    sparse::times_sparse(suffix_[1], pattern_, residual_.data(), grads[0]);
+    return;
+  }
+  const Mat& p = (j == 2) ? w[0] : prefix_[j - 1];
+  Mat& t = scratch_[j];
+  sparse::times_sparse_transpose_rows(p, pattern_, residual_rows_.data(), t);
+  if (j == n) {
+    blas::transpose(t, grads[n - 1]);
+  } else {
+    bool tr = false;
+    const Mat& s = suffix_operand(w, j, tr);
+    blas::gemm(s, tr, t, true, grads[j - 1]);
+  }
+}
+
+bool Objective::set_threads(int threads) {
+  helper_.reset();
+  const int n = depth();
+  if (threads < 2 || !completion_ || n < 2) return false;
+  // Below ~1 MFLOP a step takes < ~30 us and the hand-offs (~1 us each) stop paying.
+  const double m = static_cast<double>(pattern_.size());
+  double sparse_flops = 2.0 * m * static_cast<double>(dims_[1]) * 2.0;  // residuals, j = 1
+  for (int j = 2; j <= n; ++j) sparse_flops += 2.0 * m * static_cast<double>(dims_[j - 1]);
+  if (gemm_flops() + sparse_flops < kMinSplitFlops) return false;
+  helper_ = std::make_unique<HelperThread>();
+  overlap_products_ = blas::threads() == 1;
+  col_split_ = sparse::balanced_split(pattern_.col_ptr);
+  row_split_ = sparse::balanced_split(pattern_.row_ptr);
+  // Gradient tasks to the less loaded thread, largest first (flops of each task).
+  auto d = [&](int j) { return static_cast<double>(dims_[static_cast<std::size_t>(j)]); };
+  std::vector<std::pair<double, int>> cost;
+  cost.push_back({2.0 * m * d(1), 1});
+  for (int j = 2; j <= n; ++j)
+    cost.push_back({2.0 * m * d(j - 1) + (j < n ? 2.0 * d(j) * d(n) * d(j - 1) : 0.0), j});
+  std::stable_sort(cost.begin(), cost.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  double load[2] = {0.0, 0.0};
+  tasks_[0].clear();
+  tasks_[1].clear();
+  for (const auto& [c, j] : cost) {
+    const int side = load[1] < load[0] ? 1 : 0;
+    load[side] += c;
+    tasks_[side].push_back(j);
+  }
+  return true;
+}
+
+double Objective::completion_step_split(const Factors& w, Factors& grads) {
+  const int n = depth();
+  const double coef = completion_->coef();
+  double* res = residual_.data();
+  HelperThread& h = *helper_;
+  if (overlap_products_) {  // the suffix and prefix chains are independent
+    h.run([&] { compute_suffix(w); }, [&] { compute_prefix(w, n - 1); });
+  } else {
+    compute_suffix(w);
+    compute_prefix(w, n - 1);
+  }
+  h.run([&] { sparse::residuals(suffix_[1], w[0], pattern_, res, 0, col_split_); },
+        [&] { sparse::residuals(suffix_[1], w[0], pattern_, res, col_split_); });
+  const double sum_sq = residual_.squaredNorm();
+  residual_ *= coef;
+  sparse::to_row_order(pattern_, res, residual_rows_.data());
+  if (overlap_products_) {
+    h.run(
+        [&] {
+          for (int j : tasks_[0]) gradient_task(j, w, grads);
+        },
+        [&] {
+          for (int j : tasks_[1]) gradient_task(j, w, grads);
+        });
+    return 0.5 * coef * sum_sq;
+  }
+  // BLAS is threaded: split the sparse passes, run the products in between.
+  h.run([&] { sparse::times_sparse(suffix_[1], pattern_, res, grads[0], 0, col_split_); },
+        [&] { sparse::times_sparse(suffix_[1], pattern_, res, grads[0], col_split_); });
+  const double* g_rows = residual_rows_.data();
   for (int j = 2; j <= n; ++j) {
     const Mat& p = (j == 2) ? w[0] : prefix_[j - 1];
     Mat& t = scratch_[j];
-    sparse::times_sparse_transpose_rows(p, pattern_, residual_rows_.data(), t);
+    h.run([&] { sparse::times_sparse_transpose_rows(p, pattern_, g_rows, t, 0, row_split_); },
+          [&] { sparse::times_sparse_transpose_rows(p, pattern_, g_rows, t, row_split_); });
     if (j == n) {
       blas::transpose(t, grads[n - 1]);
     } else {

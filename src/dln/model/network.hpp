@@ -2,8 +2,10 @@
 // phi(W_1, ..., W_n) = l(W_n ... W_1) (Eq. 1).
 #pragma once
 
+#include <memory>
 #include <vector>
 
+#include "dln/core/helper_thread.hpp"
 #include "dln/core/types.hpp"
 #include "dln/losses/loss.hpp"
 #include "dln/model/sparse_kernels.hpp"
@@ -40,8 +42,17 @@ class Objective {
   // Dense GEMM flops of one evaluate_with_gradient (for benchmarks).
   double gemm_flops() const;
 
+  // Completion losses: with threads >= 2 and enough work per step, evaluate_with_gradient splits
+  // each step between the calling thread and one helper thread, with results bit-identical to
+  // one thread (every number is computed by the same kernel, on one thread or the other). While
+  // BLAS itself is single-threaded the products run concurrently too (prefix and suffix chains,
+  // gradient tasks); otherwise only the sparse passes are split. Returns whether it splits.
+  bool set_threads(int threads);
+
  private:
   double completion_step(const Factors& w, Factors& grads);
+  double completion_step_split(const Factors& w, Factors& grads);
+  void gradient_task(int j, const Factors& w, Factors& grads);
   double dense_step(const Factors& w, Factors& grads);
   void compute_prefix(const Factors& w, int upto);
   void compute_suffix(const Factors& w);
@@ -57,6 +68,11 @@ class Objective {
   sparse::Pattern pattern_;  // completion: observations by column and by row
   Vec residual_;
   Vec residual_rows_;  // completion: the residuals in CSR order (contiguous for G^T products)
+  // Two-thread completion step (set_threads).
+  std::unique_ptr<HelperThread> helper_;
+  bool overlap_products_ = false;
+  Index col_split_ = 0, row_split_ = 0;  // halves of the entries by column and by row
+  std::vector<int> tasks_[2];            // gradient tasks j = 1..n of each thread
 };
 
 }  // namespace dln

@@ -67,17 +67,19 @@ inline void for_each_chunk(Index k, const F& f) {
   if (r0 < k) f(std::integral_constant<Index, 0>{}, r0);
 }
 
+// Targets [t0, t1) of out (t1 < 0: all `targets`).
 template <class GPos>
 void gather_sum(const Mat& src, Index targets, const Index* ptr, const Index* idx, const double* g,
-                const GPos& gpos, Mat& out) {
+                const GPos& gpos, Mat& out, Index t0, Index t1) {
   const Index k = src.rows();
   const double* ps = src.data();
   double* po = out.data();
+  if (t1 < 0) t1 = targets;
   for_each_chunk(k, [&](auto n, Index r0) {
     if constexpr (n() > 0)
-      accumulate_chunk<n()>(ps, k, po, ptr, idx, g, gpos, r0, 0, targets);
+      accumulate_chunk<n()>(ps, k, po, ptr, idx, g, gpos, r0, t0, t1);
     else
-      accumulate_tail(ps, k, po, ptr, idx, g, gpos, r0, k - r0, 0, targets);
+      accumulate_tail(ps, k, po, ptr, idx, g, gpos, r0, k - r0, t0, t1);
   });
 }
 
@@ -117,16 +119,22 @@ Pattern make_pattern(Index rows, Index cols, const std::vector<Index>& r,
   return p;
 }
 
-void residuals(const Mat& a, const Mat& b, const Pattern& pat, double* res) {
+Index balanced_split(const std::vector<Index>& ptr) {
+  const Index half = ptr.back() / 2;
+  return static_cast<Index>(std::lower_bound(ptr.begin(), ptr.end(), half) - ptr.begin());
+}
+
+void residuals(const Mat& a, const Mat& b, const Pattern& pat, double* res, Index c0, Index c1) {
   const Index k = a.rows();
   const double* pa = a.data();
   const double* pb = b.data();
   const Index* ptr = pat.col_ptr.data();
   const Index* idx = pat.row_idx.data();
-  for (Index p = 0; p < pat.size(); ++p) res[p] = -pat.values[static_cast<std::size_t>(p)];
+  if (c1 < 0) c1 = pat.cols;
+  for (Index p = ptr[c0]; p < ptr[c1]; ++p) res[p] = -pat.values[static_cast<std::size_t>(p)];
   for_each_chunk(k, [&](auto n, Index r0) {
     constexpr Index N = n();
-    for (Index c = 0; c < pat.cols; ++c) {
+    for (Index c = c0; c < c1; ++c) {
       const double* y = pb + c * k + r0;
       if constexpr (N > 0) {
         // b's chunk stays in N/4 registers while a's columns stream by.
@@ -151,16 +159,18 @@ void residuals(const Mat& a, const Mat& b, const Pattern& pat, double* res) {
   });
 }
 
-void times_sparse(const Mat& src, const Pattern& pat, const double* g, Mat& out) {
+void times_sparse(const Mat& src, const Pattern& pat, const double* g, Mat& out, Index t0,
+                  Index t1) {
   gather_sum(
-      src, pat.cols, pat.col_ptr.data(), pat.row_idx.data(), g, [](Index p) { return p; }, out);
+      src, pat.cols, pat.col_ptr.data(), pat.row_idx.data(), g, [](Index p) { return p; }, out, t0,
+      t1);
 }
 
 void times_sparse_transpose(const Mat& src, const Pattern& pat, const double* g, Mat& out) {
   const Index* pos = pat.csc_pos.data();
   gather_sum(
       src, pat.rows, pat.row_ptr.data(), pat.col_idx.data(), g, [pos](Index p) { return pos[p]; },
-      out);
+      out, 0, -1);
 }
 
 void to_row_order(const Pattern& pat, const double* g, double* g_rows) {
@@ -168,11 +178,11 @@ void to_row_order(const Pattern& pat, const double* g, double* g_rows) {
   for (Index p = 0; p < pat.size(); ++p) g_rows[p] = g[pos[p]];
 }
 
-void times_sparse_transpose_rows(const Mat& src, const Pattern& pat, const double* g_rows,
-                                 Mat& out) {
+void times_sparse_transpose_rows(const Mat& src, const Pattern& pat, const double* g_rows, Mat& out,
+                                 Index t0, Index t1) {
   gather_sum(
-      src, pat.rows, pat.row_ptr.data(), pat.col_idx.data(), g_rows, [](Index p) { return p; },
-      out);
+      src, pat.rows, pat.row_ptr.data(), pat.col_idx.data(), g_rows, [](Index p) { return p; }, out,
+      t0, t1);
 }
 
 }  // namespace dln::sparse

@@ -101,6 +101,7 @@ RunResult run(const Config& config, const std::vector<Callback*>& callbacks, con
   } else {
     Objective objective(dims, *r.problem.loss);
     r.gemm_flops_per_step = objective.gemm_flops();
+    r.step_threads = objective.set_threads(config.threads) ? 2 : 1;
     if (opt.kind == OptimizerKind::kGradientFlow) {
       r.summary = train_gradient_flow(objective, r.factors, flow, config.stop, config.record, truth,
                                       callbacks);
@@ -251,6 +252,7 @@ std::string summary_json(const RunResult& r) {
       s.iterations > 0 ? (s.wall_seconds - s.record_seconds) / static_cast<double>(s.iterations)
                        : 0.0;
   j["gemm_flops_per_step"] = r.gemm_flops_per_step;
+  j["step_threads"] = r.step_threads;
   j["optimizer"] = to_string(r.config.optimizer.kind);
   if (s.continuous)
     j["ode"] = {{"time", s.time},
