@@ -26,8 +26,58 @@ namespace {
 
 // Products with every dimension <= kSmall: a dgemm call costs ~1 us of overhead (dispatch,
 // packing) on 20 x 20 matrices, about 3x the arithmetic. C(:, j) accumulates op(A)(:, l) b_lj
-// for l = 0..k-1 in registers, one fused multiply-add per term where the CPU has FMA.
+// for l = 0..k-1 in registers, one fused multiply-add per term; NC columns at a time so that
+// 4 NC Q independent accumulation chains hide the FMA latency.
 constexpr int kSmall = 32;
+
+// C(i, j) = alpha sum_l op(A)(i, l) op(B)(l, j) + beta C(i, j) (beta = 0: C is not read).
+inline void store(double* cij, double sum, double alpha, double beta) {
+  *cij = beta == 0.0 ? alpha * sum : alpha * sum + beta * *cij;
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+// Rows [0, 4Q) of C(:, j0..j0+NC).
+template <int Q, int NC>
+inline void small_block(const double* a, int lda, const double* b, int ldb, bool trans_b, double* c,
+                        int ldc, int k, int j0, double alpha, double beta) {
+  __m256d v[NC][Q];
+  for (int cc = 0; cc < NC; ++cc)
+    for (int q = 0; q < Q; ++q) v[cc][q] = _mm256_setzero_pd();
+  for (int l = 0; l < k; ++l) {
+    const double* al = a + l * lda;
+    __m256d x[Q];
+    for (int q = 0; q < Q; ++q) x[q] = _mm256_loadu_pd(al + 4 * q);
+    for (int cc = 0; cc < NC; ++cc) {
+      const int j = j0 + cc;
+      const __m256d blj = _mm256_set1_pd(trans_b ? b[l * ldb + j] : b[j * ldb + l]);
+      for (int q = 0; q < Q; ++q) v[cc][q] = _mm256_fmadd_pd(x[q], blj, v[cc][q]);
+    }
+  }
+  const __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);
+  for (int cc = 0; cc < NC; ++cc)
+    for (int q = 0; q < Q; ++q) {
+      double* cj = c + (j0 + cc) * ldc + 4 * q;
+      const __m256d r = _mm256_mul_pd(va, v[cc][q]);
+      _mm256_storeu_pd(cj, beta == 0.0 ? r : _mm256_fmadd_pd(vb, _mm256_loadu_pd(cj), r));
+    }
+}
+
+template <int Q>
+void small_columns(const double* a, int lda, const double* b, int ldb, bool trans_b, double* c,
+                   int ldc, int n, int k, double alpha, double beta) {
+  constexpr int kCols = Q <= 3 ? 4 : Q <= 6 ? 2 : 1;  // NC Q <= 12 accumulators
+  int j = 0;
+  for (; j + kCols <= n; j += kCols)
+    small_block<Q, kCols>(a, lda, b, ldb, trans_b, c, ldc, k, j, alpha, beta);
+  for (; j < n; ++j) small_block<Q, 1>(a, lda, b, ldb, trans_b, c, ldc, k, j, alpha, beta);
+}
+
+using SmallColumns = void (*)(const double*, int, const double*, int, bool, double*, int, int, int,
+                              double, double);
+constexpr SmallColumns kSmallColumns[] = {nullptr,          small_columns<1>, small_columns<2>,
+                                          small_columns<3>, small_columns<4>, small_columns<5>,
+                                          small_columns<6>, small_columns<7>, small_columns<8>};
+#endif
 
 void gemm_small(const double* a, int lda, bool trans_a, const double* b, int ldb, bool trans_b,
                 double* c, int m, int n, int k, double alpha, double beta) {
@@ -38,33 +88,19 @@ void gemm_small(const double* a, int lda, bool trans_a, const double* b, int ldb
     a = at;
     lda = m;
   }
-  double acc[kSmall];
-  for (int j = 0; j < n; ++j) {
-    int i0 = 0;
+  int i0 = 0;
 #if defined(__AVX2__) && defined(__FMA__)
-    __m256d v[kSmall / 4];
-    const int vec = m / 4;
-    for (int q = 0; q < vec; ++q) v[q] = _mm256_setzero_pd();
-    for (int l = 0; l < k; ++l) {
-      const __m256d blj = _mm256_set1_pd(trans_b ? b[l * ldb + j] : b[j * ldb + l]);
-      const double* al = a + l * lda;
-      for (int q = 0; q < vec; ++q) v[q] = _mm256_fmadd_pd(_mm256_loadu_pd(al + 4 * q), blj, v[q]);
-    }
-    for (int q = 0; q < vec; ++q) _mm256_storeu_pd(acc + 4 * q, v[q]);
-    i0 = 4 * vec;
+  if (m >= 4) kSmallColumns[m / 4](a, lda, b, ldb, trans_b, c, m, n, k, alpha, beta);
+  i0 = 4 * (m / 4);
 #endif
-    for (int i = i0; i < m; ++i) acc[i] = 0.0;
-    for (int l = 0; l < k; ++l) {
-      const double blj = trans_b ? b[l * ldb + j] : b[j * ldb + l];
-      for (int i = i0; i < m; ++i) acc[i] = std::fma(a[l * lda + i], blj, acc[i]);
+  if (i0 == m) return;
+  for (int j = 0; j < n; ++j)
+    for (int i = i0; i < m; ++i) {
+      double sum = 0.0;
+      for (int l = 0; l < k; ++l)
+        sum = std::fma(a[l * lda + i], trans_b ? b[l * ldb + j] : b[j * ldb + l], sum);
+      store(c + j * m + i, sum, alpha, beta);
     }
-    double* cj = c + j * m;
-    if (beta == 0.0) {
-      for (int i = 0; i < m; ++i) cj[i] = alpha * acc[i];
-    } else {
-      for (int i = 0; i < m; ++i) cj[i] = alpha * acc[i] + beta * cj[i];
-    }
-  }
 }
 
 }  // namespace
