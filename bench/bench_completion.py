@@ -273,6 +273,14 @@ def print_environment(env: dict, peak: dict | None) -> None:
             print(f"threadpoolctl       : {pool.get('internal_api')} {pool.get('version')} "
                   f"threads={pool.get('num_threads')} {pool.get('filepath')}")
     if peak:
+        print(f"cpu instruction sets: {peak.get('cpu_features', '-')} (level {peak.get('cpu_isa')})")
+        for k in peak.get("kernels", []):
+            print(f"  kernel {k.get('corename'):<12}: {k.get('gflops', float('nan')):6.1f} GFLOP/s "
+                  f"(DGEMM {k.get('size')}^3, {k.get('threads')} threads), self-test error "
+                  f"{k.get('self_test_error', float('nan')):.2g}"
+                  + ("  <- selected" if k.get("selected") else ""))
+        print(f"dln kernel choice   : {peak.get('corename')}: {peak.get('reason', '-')}"
+              + (f" [{peak['override']}]" if peak.get("override") else ""))
         print(f"dln gemm-peak       : {peak.get('gflops', float('nan')):.1f} GFLOP/s "
               f"(DGEMM {peak.get('size')}^3, {peak.get('threads')} threads, "
               f"corename={peak.get('corename')})")
@@ -292,7 +300,7 @@ def dln_env(threads: int) -> dict:
 
 
 def gemm_peak(dln: Path, threads: int) -> dict | None:
-    cmd = [str(dln), "gemm-peak", "--size", "1000", "--threads", str(threads)]
+    cmd = [str(dln), "gemm-peak", "--size", "1000", "--threads", str(threads), "--all-kernels"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                               env=dln_env(threads))
@@ -303,13 +311,18 @@ def gemm_peak(dln: Path, threads: int) -> dict | None:
         print(f"warning: {' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()}",
               file=sys.stderr)
         return None
-    for line in reversed(proc.stdout.strip().splitlines()):
+    lines = []
+    for line in proc.stdout.strip().splitlines():
         try:
-            return json.loads(line)
+            lines.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-    print(f"warning: no JSON in gemm-peak output: {proc.stdout!r}", file=sys.stderr)
-    return None
+    if not lines:
+        print(f"warning: no JSON in gemm-peak output: {proc.stdout!r}", file=sys.stderr)
+        return None
+    selected = dict(lines[-1])  # the kernel dln selected comes last
+    selected["kernels"] = lines
+    return selected
 
 
 def write_config(path: Path, d: int, n: int, m: int, init_scale: float, lr: float,
