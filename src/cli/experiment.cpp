@@ -23,7 +23,7 @@ void add_experiment(CLI::App& app, std::vector<Command>& commands) {
   sub->add_option("--out", s->options.out, "Output directory (default: experiment-NAME)");
   sub->add_option("--config", s->options.config_path,
                   "An edited copy of experiments/NAME.toml (see --print-config)");
-  sub->add_option("--workers", s->options.workers, "Runs in parallel (default 2)");
+  sub->add_option("--workers", s->options.workers, "Runs in parallel (default: one per core)");
   sub->add_flag(
       "--no-plot", [s](std::int64_t) { s->options.plot = false; }, "Skip the matplotlib figure");
   sub->add_flag("--quiet,-q", s->options.quiet, "No progress lines");

@@ -4,17 +4,22 @@
 // or not, with the numbers). Defaults live in experiments/NAME.toml.
 #pragma once
 
+#include <algorithm>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace dln::experiments {
+
+// The machine's hardware threads (at least 1).
+inline int cores() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
 
 struct Options {
   bool quick = false;       // [quick] sizes: under 2 minutes on 2 cores, claim still visible
   int seeds = 0;            // independent repetitions; 0: the config's `seeds`
   std::string out;          // output directory; "": experiment-NAME
   std::string config_path;  // edited copy of experiments/NAME.toml; "": the built-in one
-  int workers = 2;          // runs in parallel, one BLAS thread each
+  int workers = cores();    // runs in parallel, one BLAS thread each (default: one per core)
   bool plot = true;         // draw NAME.png / NAME.svg with matplotlib
   bool quiet = false;       // no progress lines
   bool IsValid(std::string* error) const;
