@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "dln/core/blas.hpp"
 #include "dln/model/sparse_kernels.hpp"
@@ -11,6 +12,8 @@ namespace dln {
 
 namespace {
 constexpr double kMinSplitFlops = 1e6;
+constexpr long kWarmup = 3, kProbe = 12, kReprobe = 20000;
+constexpr double kMinGain = 0.95;  // the split must save 5% to be used
 }  // namespace
 
 void validate_dims(const std::vector<Index>& dims) {
@@ -121,7 +124,7 @@ const Mat& Objective::suffix_operand(const Factors& w, int j, bool& transposed) 
 }
 
 double Objective::evaluate_with_gradient(const Factors& w, Factors& grads) {
-  if (helper_) return completion_step_split(w, grads);
+  if (helper_) return timed_step(w, grads);
   return completion_ ? completion_step(w, grads) : dense_step(w, grads);
 }
 
@@ -197,6 +200,8 @@ bool Objective::set_threads(int threads) {
   if (gemm_flops() + sparse_flops < kMinSplitFlops) return false;
   helper_ = std::make_unique<HelperThread>();
   overlap_products_ = blas::threads() == 1;
+  steps_ = probe_left_ = 0;
+  use_split_ = false;
   col_split_ = sparse::balanced_split(pattern_.col_ptr);
   row_split_ = sparse::balanced_split(pattern_.row_ptr);
   // Gradient tasks to the less loaded thread, largest first (flops of each task).
@@ -215,6 +220,27 @@ bool Objective::set_threads(int threads) {
     tasks_[side].push_back(j);
   }
   return true;
+}
+
+// Whether the split pays depends on the machine (two vCPUs may share one core's FP units) and
+// on its load, so it is measured: after kWarmup steps, kProbe steps alternate between the two
+// modes, and the faster minimum wins until the next probe kReprobe steps later. Both modes give
+// bit-identical results, so the choice never changes a trajectory.
+double Objective::timed_step(const Factors& w, Factors& grads) {
+  using Clock = std::chrono::steady_clock;
+  ++steps_;
+  if (steps_ % kReprobe == kWarmup) {
+    probe_left_ = 2 * kProbe;
+    best_[0] = best_[1] = 1e300;
+  }
+  if (probe_left_ == 0)
+    return use_split_ ? completion_step_split(w, grads) : completion_step(w, grads);
+  const int mode = static_cast<int>(probe_left_ % 2);
+  const auto t0 = Clock::now();
+  const double f = mode ? completion_step_split(w, grads) : completion_step(w, grads);
+  best_[mode] = std::min(best_[mode], std::chrono::duration<double>(Clock::now() - t0).count());
+  if (--probe_left_ == 0) use_split_ = best_[1] < kMinGain * best_[0];
+  return f;
 }
 
 double Objective::completion_step_split(const Factors& w, Factors& grads) {

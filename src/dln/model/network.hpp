@@ -42,16 +42,20 @@ class Objective {
   // Dense GEMM flops of one evaluate_with_gradient (for benchmarks).
   double gemm_flops() const;
 
-  // Completion losses: with threads >= 2 and enough work per step, evaluate_with_gradient splits
-  // each step between the calling thread and one helper thread, with results bit-identical to
-  // one thread (every number is computed by the same kernel, on one thread or the other). While
-  // BLAS itself is single-threaded the products run concurrently too (prefix and suffix chains,
-  // gradient tasks); otherwise only the sparse passes are split. Returns whether it splits.
+  // Completion losses: with threads >= 2 and enough work per step, evaluate_with_gradient may
+  // split each step between the calling thread and one helper thread, with results
+  // bit-identical to one thread (every number is computed by the same kernel, on one thread or
+  // the other). While BLAS itself is single-threaded the products run concurrently too (prefix
+  // and suffix chains, gradient tasks); otherwise only the sparse passes are split. Whether a
+  // split step is faster is measured during the run (timed_step). Returns whether the helper
+  // thread was started; split_in_use() says whether the last measurement chose it.
   bool set_threads(int threads);
+  bool split_in_use() const { return helper_ && use_split_; }
 
  private:
   double completion_step(const Factors& w, Factors& grads);
   double completion_step_split(const Factors& w, Factors& grads);
+  double timed_step(const Factors& w, Factors& grads);
   void gradient_task(int j, const Factors& w, Factors& grads);
   double dense_step(const Factors& w, Factors& grads);
   void compute_prefix(const Factors& w, int upto);
@@ -73,6 +77,9 @@ class Objective {
   bool overlap_products_ = false;
   Index col_split_ = 0, row_split_ = 0;  // halves of the entries by column and by row
   std::vector<int> tasks_[2];            // gradient tasks j = 1..n of each thread
+  long steps_ = 0, probe_left_ = 0;      // timed_step: steps so far, probe steps to go
+  double best_[2] = {0.0, 0.0};          // fastest probe step, one thread / split
+  bool use_split_ = false;
 };
 
 }  // namespace dln

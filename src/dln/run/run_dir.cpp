@@ -101,7 +101,7 @@ RunResult run(const Config& config, const std::vector<Callback*>& callbacks, con
   } else {
     Objective objective(dims, *r.problem.loss);
     r.gemm_flops_per_step = objective.gemm_flops();
-    r.step_threads = objective.set_threads(config.threads) ? 2 : 1;
+    objective.set_threads(config.threads);
     if (opt.kind == OptimizerKind::kGradientFlow) {
       r.summary = train_gradient_flow(objective, r.factors, flow, config.stop, config.record, truth,
                                       callbacks);
@@ -110,6 +110,7 @@ RunResult run(const Config& config, const std::vector<Callback*>& callbacks, con
       r.summary = train(objective, r.factors, *optimizer, config.stop, config.record, truth,
                         callbacks, &ckpt, resume_from);
     }
+    r.step_threads = objective.split_in_use() ? 2 : 1;
   }
   r.end_to_end = end_to_end(r.factors);
   return r;

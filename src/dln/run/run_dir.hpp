@@ -15,7 +15,7 @@ struct RunResult {
   Mat end_to_end;   // W_{n:1} of the final factors
   Summary summary;
   double gemm_flops_per_step = 0;
-  int step_threads = 1;  // threads of one gradient evaluation (Objective::set_threads)
+  int step_threads = 1;  // 2 when the last measurement chose the split step (Objective)
 };
 
 // Builds the problem and the network from the config and trains (BLAS threads = config.threads).
