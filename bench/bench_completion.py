@@ -72,7 +72,7 @@ import numpy as np
 
 torch = None  # imported in main() after OMP_WAIT_POLICY is settled (libgomp reads it at load)
 
-ORIGINAL_ENV = dict(os.environ)  # what dln runs with (plus DLN_THREADS)
+ORIGINAL_ENV = dict(os.environ)  # what dln runs with (threads go in the config: run.threads)
 REPO = Path(__file__).resolve().parent.parent
 
 RANK = 5
@@ -294,9 +294,7 @@ def print_environment(env: dict, peak: dict | None) -> None:
 # --------------------------------------------------------------------------------------------
 
 def dln_env(threads: int) -> dict:
-    env = dict(ORIGINAL_ENV)
-    env["DLN_THREADS"] = str(threads)
-    return env
+    return dict(ORIGINAL_ENV)
 
 
 def gemm_peak(dln: Path, threads: int) -> dict | None:
@@ -326,7 +324,7 @@ def gemm_peak(dln: Path, threads: int) -> dict | None:
 
 
 def write_config(path: Path, d: int, n: int, m: int, init_scale: float, lr: float,
-                 steps: int) -> None:
+                 steps: int, threads: int) -> None:
     path.write_text(
         "[problem]\n"
         'kind = "completion"\n'
@@ -341,7 +339,9 @@ def write_config(path: Path, d: int, n: int, m: int, init_scale: float, lr: floa
         "[stop]\n"
         f"max_iters = {steps}\n\n"
         "[record]\n"
-        f"every = {steps}\n"
+        f"every = {steps}\n\n"
+        "[run]\n"
+        f"threads = {threads}\n"
     )
 
 
@@ -415,7 +415,7 @@ def bench_config(args, d: int, n: int, workdir: Path, peak_gflops: float | None)
                  "lr": args.lr}
     rundir = workdir / f"d{d}_n{n}"
     cfg = workdir / f"d{d}_n{n}.toml"
-    write_config(cfg, d, n, m, init_scale, args.lr, steps)
+    write_config(cfg, d, n, m, init_scale, args.lr, steps, args.threads)
     rec["config_toml"] = cfg.read_text()
 
     # dln (best of --repeat runs; same seeds, so every run computes the same thing)
