@@ -12,7 +12,7 @@ namespace dln {
 
 namespace {
 constexpr double kMinSplitFlops = 1e6;
-constexpr long kWarmup = 3, kProbe = 12, kReprobe = 20000;
+constexpr long kWarmup = 3, kProbe = 12, kReprobe = 20000, kRecheck = 2000;
 constexpr double kMinGain = 0.95;  // the split must save 5% to be used
 }  // namespace
 
@@ -200,7 +200,8 @@ bool Objective::set_threads(int threads) {
   if (gemm_flops() + sparse_flops < kMinSplitFlops) return false;
   helper_ = std::make_unique<HelperThread>();
   overlap_products_ = blas::threads() == 1;
-  steps_ = probe_left_ = 0;
+  until_probe_ = kWarmup;
+  probe_left_ = strikes_ = 0;
   use_split_ = false;
   col_split_ = sparse::balanced_split(pattern_.col_ptr);
   row_split_ = sparse::balanced_split(pattern_.row_ptr);
@@ -223,23 +224,35 @@ bool Objective::set_threads(int threads) {
 }
 
 // Whether the split pays depends on the machine (two vCPUs may share one core's FP units) and
-// on its load, so it is measured: after kWarmup steps, kProbe steps alternate between the two
-// modes, and the faster minimum wins until the next probe kReprobe steps later. Both modes give
-// bit-identical results, so the choice never changes a trajectory.
+// on its load, so it is measured: kProbe steps alternate between the two modes (after kWarmup
+// steps, then every kReprobe steps), and the faster minimum wins. A split step that takes twice
+// the one-thread time, twice in a row (the other core got busy), ends the split until a probe
+// kRecheck steps later. Both modes give bit-identical results: the choice never changes a
+// trajectory.
 double Objective::timed_step(const Factors& w, Factors& grads) {
   using Clock = std::chrono::steady_clock;
-  ++steps_;
-  if (steps_ % kReprobe == kWarmup) {
+  if (--until_probe_ == 0) {
     probe_left_ = 2 * kProbe;
     best_[0] = best_[1] = 1e300;
   }
-  if (probe_left_ == 0)
-    return use_split_ ? completion_step_split(w, grads) : completion_step(w, grads);
-  const int mode = static_cast<int>(probe_left_ % 2);
+  if (probe_left_ == 0 && !use_split_) return completion_step(w, grads);
+  const int mode = probe_left_ > 0 ? static_cast<int>(probe_left_ % 2) : 1;
   const auto t0 = Clock::now();
   const double f = mode ? completion_step_split(w, grads) : completion_step(w, grads);
-  best_[mode] = std::min(best_[mode], std::chrono::duration<double>(Clock::now() - t0).count());
-  if (--probe_left_ == 0) use_split_ = best_[1] < kMinGain * best_[0];
+  const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (probe_left_ > 0) {
+    best_[mode] = std::min(best_[mode], dt);
+    if (--probe_left_ == 0) {
+      use_split_ = best_[1] < kMinGain * best_[0];
+      strikes_ = 0;
+      until_probe_ = kReprobe;
+    }
+  } else if (dt > 2.0 * best_[0] && ++strikes_ >= 2) {
+    use_split_ = false;
+    until_probe_ = kRecheck;
+  } else if (dt <= 2.0 * best_[0]) {
+    strikes_ = 0;
+  }
   return f;
 }
 

@@ -77,8 +77,8 @@ class Objective {
   bool overlap_products_ = false;
   Index col_split_ = 0, row_split_ = 0;  // halves of the entries by column and by row
   std::vector<int> tasks_[2];            // gradient tasks j = 1..n of each thread
-  long steps_ = 0, probe_left_ = 0;      // timed_step: steps so far, probe steps to go
-  double best_[2] = {0.0, 0.0};          // fastest probe step, one thread / split
+  long until_probe_ = 0, probe_left_ = 0, strikes_ = 0;  // timed_step's schedule
+  double best_[2] = {0.0, 0.0};                          // fastest probe step, one thread / split
   bool use_split_ = false;
 };
 
