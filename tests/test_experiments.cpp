@@ -3,9 +3,11 @@
 // tests/experiment_claims.py on each experiment's --quick output.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "dln/experiments/common.hpp"
 #include "dln/io/files.hpp"
@@ -129,7 +131,28 @@ TEST(ExperimentRun, ResultsAreIdenticalForOneAndTwoWorkers) {
                                 "[experiment]\nrows = 12\ncols = 12\nrank = 2\nmeasurements = 80\n"
                                 "width = 12\nlr = [50.0, 2.0, 0.5]\nmax_iters = [300, 1500, 1500]\n"
                                 "record_every = [1, 5, 5]\n");
-  std::string csv[2];
+  std::string csv[2], results[2];
+  // results.csv without its wall-time column (`seconds`), which no two runs share.
+  auto without_seconds = [](const std::string& text) {
+    std::vector<std::vector<std::string>> rows;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      std::vector<std::string> cells;
+      std::istringstream in(line);
+      for (std::string cell; std::getline(in, cell, ',');) cells.push_back(cell);
+      rows.push_back(cells);
+    }
+    const auto& head = rows.at(0);
+    const auto col = std::find(head.begin(), head.end(), "seconds") - head.begin();
+    EXPECT_LT(col, static_cast<long>(head.size()));
+    std::string out;
+    for (auto& r : rows) {
+      if (col < static_cast<long>(r.size())) r.erase(r.begin() + col);
+      for (const auto& cell : r) out += cell + ",";
+      out += "\n";
+    }
+    return out;
+  };
   for (int w = 1; w <= 2; ++w) {
     Options o;
     o.config_path = cfg;
@@ -140,11 +163,14 @@ TEST(ExperimentRun, ResultsAreIdenticalForOneAndTwoWorkers) {
     ASSERT_EQ(run_experiment("fig3", o), 0);
     std::string text = io::read_file(o.out + "/trajectories.csv");
     csv[w - 1] = text;
+    results[w - 1] = without_seconds(io::read_file(o.out + "/results.csv"));
     EXPECT_TRUE(fs::exists(o.out + "/report.md"));
     EXPECT_TRUE(fs::exists(o.out + "/runs/sensing_depth3_seed1/summary.json"));
   }
   EXPECT_EQ(csv[0], csv[1]);
   EXPECT_GT(csv[0].size(), 1000u);
+  EXPECT_EQ(results[0], results[1]);  // two workers start the longest runs first: same rows
+  EXPECT_NE(results[0].find("depth3"), std::string::npos);
 }
 
 }  // namespace
