@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 
 #include "dln/core/blas.hpp"
 #include "dln/model/sparse_kernels.hpp"
@@ -13,7 +15,8 @@ namespace dln {
 namespace {
 constexpr double kMinSplitFlops = 1e6;
 constexpr long kWarmup = 3, kProbe = 12, kReprobe = 20000, kRecheck = 2000;
-constexpr double kMinGain = 0.95;  // the split must save 5% to be used
+constexpr double kProbeSeconds = 5e-3;  // probe steps per mode: ~5 ms worth, 2 to kProbe
+constexpr double kMinGain = 0.95;       // the split must save 5% to be used
 }  // namespace
 
 void validate_dims(const std::vector<Index>& dims) {
@@ -192,19 +195,19 @@ void Objective::gradient_task(int j, const Factors& w, Factors& grads) {
 bool Objective::set_threads(int threads) {
   helper_.reset();
   const int n = depth();
-  if (threads < 2 || !completion_ || n < 2) return false;
+  // With BLAS itself threaded (large sizes), splitting only the sparse passes was measured
+  // slower (d = 500: 10.9 vs 10.3 ms per step; OpenBLAS's workers spin between products).
+  if (threads < 2 || !completion_ || n < 2 || blas::threads() > 1) return false;
   // Below ~1 MFLOP a step takes < ~30 us and the hand-offs (~1 us each) stop paying.
   const double m = static_cast<double>(pattern_.size());
   double sparse_flops = 2.0 * m * static_cast<double>(dims_[1]) * 2.0;  // residuals, j = 1
   for (int j = 2; j <= n; ++j) sparse_flops += 2.0 * m * static_cast<double>(dims_[j - 1]);
   if (gemm_flops() + sparse_flops < kMinSplitFlops) return false;
   helper_ = std::make_unique<HelperThread>();
-  overlap_products_ = blas::threads() == 1;
   until_probe_ = kWarmup;
   probe_left_ = strikes_ = 0;
   use_split_ = false;
   col_split_ = sparse::balanced_split(pattern_.col_ptr);
-  row_split_ = sparse::balanced_split(pattern_.row_ptr);
   // Gradient tasks to the less loaded thread, largest first (flops of each task).
   auto d = [&](int j) { return static_cast<double>(dims_[static_cast<std::size_t>(j)]); };
   std::vector<std::pair<double, int>> cost;
@@ -232,18 +235,22 @@ bool Objective::set_threads(int threads) {
 double Objective::timed_step(const Factors& w, Factors& grads) {
   using Clock = std::chrono::steady_clock;
   if (--until_probe_ == 0) {
-    probe_left_ = 2 * kProbe;
+    // Steps of a few ms time well: fewer probe steps keep short runs short.
+    probe_left_ = 2 * std::clamp(static_cast<long>(kProbeSeconds / last_), 2L, kProbe);
     best_[0] = best_[1] = 1e300;
   }
-  if (probe_left_ == 0 && !use_split_) return completion_step(w, grads);
-  const int mode = probe_left_ > 0 ? static_cast<int>(probe_left_ % 2) : 1;
+  const int mode = probe_left_ > 0 ? static_cast<int>(probe_left_ % 2) : use_split_;
   const auto t0 = Clock::now();
   const double f = mode ? completion_step_split(w, grads) : completion_step(w, grads);
   const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  last_ = dt;
+  if (mode == 0 && probe_left_ == 0) return f;
   if (probe_left_ > 0) {
     best_[mode] = std::min(best_[mode], dt);
     if (--probe_left_ == 0) {
       use_split_ = best_[1] < kMinGain * best_[0];
+      if (std::getenv("DLN_DEBUG_SPLIT"))
+        std::fprintf(stderr, "probe: one %g split %g\n", best_[0], best_[1]);
       strikes_ = 0;
       until_probe_ = kReprobe;
     }
@@ -261,44 +268,16 @@ double Objective::completion_step_split(const Factors& w, Factors& grads) {
   const double coef = completion_->coef();
   double* res = residual_.data();
   HelperThread& h = *helper_;
-  if (overlap_products_) {  // the suffix and prefix chains are independent
-    h.run([&] { compute_suffix(w); }, [&] { compute_prefix(w, n - 1); });
-  } else {
-    compute_suffix(w);
-    compute_prefix(w, n - 1);
-  }
+  h.run([&] { compute_suffix(w); }, [&] { compute_prefix(w, n - 1); });  // independent chains
   h.run([&] { sparse::residuals(suffix_[1], w[0], pattern_, res, 0, col_split_); },
         [&] { sparse::residuals(suffix_[1], w[0], pattern_, res, col_split_); });
   const double sum_sq = residual_.squaredNorm();
   residual_ *= coef;
   sparse::to_row_order(pattern_, res, residual_rows_.data());
-  if (overlap_products_) {
-    h.run(
-        [&] {
-          for (int j : tasks_[0]) gradient_task(j, w, grads);
-        },
-        [&] {
-          for (int j : tasks_[1]) gradient_task(j, w, grads);
-        });
-    return 0.5 * coef * sum_sq;
-  }
-  // BLAS is threaded: split the sparse passes, run the products in between.
-  h.run([&] { sparse::times_sparse(suffix_[1], pattern_, res, grads[0], 0, col_split_); },
-        [&] { sparse::times_sparse(suffix_[1], pattern_, res, grads[0], col_split_); });
-  const double* g_rows = residual_rows_.data();
-  for (int j = 2; j <= n; ++j) {
-    const Mat& p = (j == 2) ? w[0] : prefix_[j - 1];
-    Mat& t = scratch_[j];
-    h.run([&] { sparse::times_sparse_transpose_rows(p, pattern_, g_rows, t, 0, row_split_); },
-          [&] { sparse::times_sparse_transpose_rows(p, pattern_, g_rows, t, row_split_); });
-    if (j == n) {
-      blas::transpose(t, grads[n - 1]);
-    } else {
-      bool tr = false;
-      const Mat& s = suffix_operand(w, j, tr);
-      blas::gemm(s, tr, t, true, grads[j - 1]);
-    }
-  }
+  auto tasks = [&](int side) {
+    for (int j : tasks_[side]) gradient_task(j, w, grads);
+  };
+  h.run([&] { tasks(0); }, [&] { tasks(1); });
   return 0.5 * coef * sum_sq;
 }
 

@@ -42,13 +42,13 @@ class Objective {
   // Dense GEMM flops of one evaluate_with_gradient (for benchmarks).
   double gemm_flops() const;
 
-  // Completion losses: with threads >= 2 and enough work per step, evaluate_with_gradient may
-  // split each step between the calling thread and one helper thread, with results
-  // bit-identical to one thread (every number is computed by the same kernel, on one thread or
-  // the other). While BLAS itself is single-threaded the products run concurrently too (prefix
-  // and suffix chains, gradient tasks); otherwise only the sparse passes are split. Whether a
-  // split step is faster is measured during the run (timed_step). Returns whether the helper
-  // thread was started; split_in_use() says whether the last measurement chose it.
+  // Completion losses, BLAS single-threaded (the middle sizes): with threads >= 2 and enough
+  // work per step, evaluate_with_gradient may split each step between the calling thread and
+  // one helper thread (the prefix and suffix chains, then the residuals by column ranges, then
+  // the gradient tasks run concurrently), with results bit-identical to one thread: every
+  // number is computed by the same kernel, on one thread or the other. Whether a split step is
+  // faster is measured during the run (timed_step). Returns whether the helper thread was
+  // started; split_in_use() says whether the last measurement chose it.
   bool set_threads(int threads);
   bool split_in_use() const { return helper_ && use_split_; }
 
@@ -74,11 +74,11 @@ class Objective {
   Vec residual_rows_;  // completion: the residuals in CSR order (contiguous for G^T products)
   // Two-thread completion step (set_threads).
   std::unique_ptr<HelperThread> helper_;
-  bool overlap_products_ = false;
-  Index col_split_ = 0, row_split_ = 0;  // halves of the entries by column and by row
-  std::vector<int> tasks_[2];            // gradient tasks j = 1..n of each thread
+  Index col_split_ = 0;        // the first column of the second half of the entries
+  std::vector<int> tasks_[2];  // gradient tasks j = 1..n of each thread
   long until_probe_ = 0, probe_left_ = 0, strikes_ = 0;  // timed_step's schedule
   double best_[2] = {0.0, 0.0};                          // fastest probe step, one thread / split
+  double last_ = 1.0;                                    // seconds of the last step
   bool use_split_ = false;
 };
 

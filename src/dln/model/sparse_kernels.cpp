@@ -67,19 +67,17 @@ inline void for_each_chunk(Index k, const F& f) {
   if (r0 < k) f(std::integral_constant<Index, 0>{}, r0);
 }
 
-// Targets [t0, t1) of out (t1 < 0: all `targets`).
 template <class GPos>
 void gather_sum(const Mat& src, Index targets, const Index* ptr, const Index* idx, const double* g,
-                const GPos& gpos, Mat& out, Index t0, Index t1) {
+                const GPos& gpos, Mat& out) {
   const Index k = src.rows();
   const double* ps = src.data();
   double* po = out.data();
-  if (t1 < 0) t1 = targets;
   for_each_chunk(k, [&](auto n, Index r0) {
     if constexpr (n() > 0)
-      accumulate_chunk<n()>(ps, k, po, ptr, idx, g, gpos, r0, t0, t1);
+      accumulate_chunk<n()>(ps, k, po, ptr, idx, g, gpos, r0, 0, targets);
     else
-      accumulate_tail(ps, k, po, ptr, idx, g, gpos, r0, k - r0, t0, t1);
+      accumulate_tail(ps, k, po, ptr, idx, g, gpos, r0, k - r0, 0, targets);
   });
 }
 
@@ -159,18 +157,16 @@ void residuals(const Mat& a, const Mat& b, const Pattern& pat, double* res, Inde
   });
 }
 
-void times_sparse(const Mat& src, const Pattern& pat, const double* g, Mat& out, Index t0,
-                  Index t1) {
+void times_sparse(const Mat& src, const Pattern& pat, const double* g, Mat& out) {
   gather_sum(
-      src, pat.cols, pat.col_ptr.data(), pat.row_idx.data(), g, [](Index p) { return p; }, out, t0,
-      t1);
+      src, pat.cols, pat.col_ptr.data(), pat.row_idx.data(), g, [](Index p) { return p; }, out);
 }
 
 void times_sparse_transpose(const Mat& src, const Pattern& pat, const double* g, Mat& out) {
   const Index* pos = pat.csc_pos.data();
   gather_sum(
       src, pat.rows, pat.row_ptr.data(), pat.col_idx.data(), g, [pos](Index p) { return pos[p]; },
-      out, 0, -1);
+      out);
 }
 
 void to_row_order(const Pattern& pat, const double* g, double* g_rows) {
@@ -178,11 +174,11 @@ void to_row_order(const Pattern& pat, const double* g, double* g_rows) {
   for (Index p = 0; p < pat.size(); ++p) g_rows[p] = g[pos[p]];
 }
 
-void times_sparse_transpose_rows(const Mat& src, const Pattern& pat, const double* g_rows, Mat& out,
-                                 Index t0, Index t1) {
+void times_sparse_transpose_rows(const Mat& src, const Pattern& pat, const double* g_rows,
+                                 Mat& out) {
   gather_sum(
-      src, pat.rows, pat.row_ptr.data(), pat.col_idx.data(), g_rows, [](Index p) { return p; }, out,
-      t0, t1);
+      src, pat.rows, pat.row_ptr.data(), pat.col_idx.data(), g_rows, [](Index p) { return p; },
+      out);
 }
 
 }  // namespace dln::sparse

@@ -1,9 +1,8 @@
 // Kernels that keep the gradient of an entry-sparse loss sparse (Eq. 9 with A_i = e_r e_c^T).
 // Observations are held twice: by column (CSC, the residual order) and by row (CSR, with a
 // permutation into CSC order). Each kernel accumulates 32-row chunks in registers while the
-// chunk's source block stays in cache. Each kernel can work on a range of its output columns
-// (default: all), so that two threads can split a pass with bit-identical results
-// (Objective's two-thread step).
+// chunk's source block stays in cache. residuals() can work on a range of columns, so that two
+// threads split the pass with bit-identical results (Objective's two-thread step).
 #pragma once
 
 #include <vector>
@@ -33,9 +32,7 @@ void residuals(const Mat& a, const Mat& b, const Pattern& pat, double* res, Inde
                Index c1 = -1);
 
 // out.col(c) = sum_{p in column c} g[p] * src.col(row_idx[p])   (out = src G, G sparse rows x cols)
-// for c in [t0, t1) (t1 < 0: all).
-void times_sparse(const Mat& src, const Pattern& pat, const double* g, Mat& out, Index t0 = 0,
-                  Index t1 = -1);
+void times_sparse(const Mat& src, const Pattern& pat, const double* g, Mat& out);
 
 // out.col(r) = sum_{p in row r} g[csc_pos[p]] * src.col(col_idx[p])   (out = src G^T)
 void times_sparse_transpose(const Mat& src, const Pattern& pat, const double* g, Mat& out);
@@ -43,8 +40,8 @@ void times_sparse_transpose(const Mat& src, const Pattern& pat, const double* g,
 // g_rows[p] = g[csc_pos[p]]: an entry vector in CSC order rearranged into CSR order, so that
 // repeated src G^T products read it contiguously (times_sparse_transpose_rows).
 void to_row_order(const Pattern& pat, const double* g, double* g_rows);
-// out.col(r) = sum_{p in row r} g_rows[p] * src.col(col_idx[p])   (out = src G^T), r in [t0, t1)
-void times_sparse_transpose_rows(const Mat& src, const Pattern& pat, const double* g_rows, Mat& out,
-                                 Index t0 = 0, Index t1 = -1);
+// out.col(r) = sum_{p in row r} g_rows[p] * src.col(col_idx[p])   (out = src G^T)
+void times_sparse_transpose_rows(const Mat& src, const Pattern& pat, const double* g_rows,
+                                 Mat& out);
 
 }  // namespace dln::sparse
