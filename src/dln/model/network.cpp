@@ -196,7 +196,9 @@ bool Objective::set_threads(int threads) {
   helper_.reset();
   const int n = depth();
   // With BLAS itself threaded (large sizes), splitting only the sparse passes was measured
-  // slower (d = 500: 10.9 vs 10.3 ms per step; OpenBLAS's workers spin between products).
+  // slower (d = 500: 10.9 vs 10.3 ms per step; OpenBLAS's workers spin between products), and
+  // running the products on one BLAS thread instead changes their rounding (OpenBLAS's
+  // 2-thread DGEMM differs in the last bits at d = 500), which would tie results to timing.
   if (threads < 2 || !completion_ || n < 2 || blas::threads() > 1) return false;
   // Below ~1 MFLOP a step takes < ~30 us and the hand-offs (~1 us each) stop paying.
   const double m = static_cast<double>(pattern_.size());
