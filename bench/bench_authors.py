@@ -78,6 +78,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_env import loaded_libraries, openblas_handle
+
 torch = None  # imported in main(), after OMP_WAIT_POLICY is settled (libgomp reads it at load)
 nn = None
 
@@ -177,29 +179,6 @@ class OtherLoad:
             return None
         own = (own1 - own0) * os.sysconf("SC_CLK_TCK")
         return min(1.0, max(0.0, ((busy1 - busy0) - own) / (total1 - total0)))
-
-
-def loaded_libraries(pattern: str) -> list[str]:
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "/" in line}
-    except OSError:
-        return []
-    return sorted(p for p in paths if re.search(pattern, os.path.basename(p)))
-
-
-def openblas_handle() -> ctypes.CDLL | None:
-    """The OpenBLAS already loaded into this process (torch's), if any."""
-    for path in loaded_libraries(r"openblas|libblas"):
-        try:
-            lib = ctypes.CDLL(path)
-            lib.openblas_get_num_threads  # noqa: B018 - AttributeError if not OpenBLAS
-            lib.openblas_get_corename.restype = ctypes.c_char_p
-            lib.openblas_get_config.restype = ctypes.c_char_p
-            return lib
-        except (OSError, AttributeError):
-            continue
-    return None
 
 
 def set_torch_threads(threads: int, blas: ctypes.CDLL | None) -> None:

@@ -70,6 +70,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_env import loaded_libraries, openblas_handle
+
 torch = None  # imported in main() after OMP_WAIT_POLICY is settled (libgomp reads it at load)
 
 ORIGINAL_ENV = dict(os.environ)  # what dln runs with (threads go in the config: run.threads)
@@ -138,28 +140,6 @@ def needed_bytes(d: int, n: int, m: int) -> int:
 # --------------------------------------------------------------------------------------------
 # Environment
 # --------------------------------------------------------------------------------------------
-
-def loaded_libraries(pattern: str) -> list[str]:
-    """Shared libraries mapped into this process whose path matches pattern (Linux only)."""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "/" in line}
-    except OSError:
-        return []
-    return sorted(p for p in paths if re.search(pattern, os.path.basename(p)))
-
-
-def openblas_handle() -> ctypes.CDLL | None:
-    """The OpenBLAS already loaded in this process (torch/numpy's), if any."""
-    for path in loaded_libraries(r"openblas|libblas"):
-        try:
-            lib = ctypes.CDLL(path)
-            lib.openblas_get_num_threads  # noqa: B018 - raises AttributeError if not OpenBLAS
-            return lib
-        except (OSError, AttributeError):
-            continue
-    return None
-
 
 def openblas_info(lib: ctypes.CDLL | None) -> dict | None:
     if lib is None:
