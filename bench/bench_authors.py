@@ -72,13 +72,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench_env import loaded_libraries, openblas_handle
+from bench_env import loaded_libraries, openblas_handle, work_directory, write_json_atomic
 
 torch = None  # imported in main(), after OMP_WAIT_POLICY is settled (libgomp reads it at load)
 nn = None
@@ -530,17 +529,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:
         report["problems"] = problems
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-        tmp.replace(args.out)
+        write_json_atomic(args.out, report)
 
-    if args.keep_runs:
-        args.keep_runs.mkdir(parents=True, exist_ok=True)
-        workdir_ctx = contextlib.nullcontext(str(args.keep_runs))
-    else:
-        workdir_ctx = tempfile.TemporaryDirectory(prefix="dln-bench-authors-")
-    with workdir_ctx as wd:
+    with work_directory(args.keep_runs, "dln-bench-authors-") as wd:
         wd = Path(wd)
         # ---- dln, 1 and 2 threads ----
         dln_rows = {}

@@ -64,13 +64,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench_env import loaded_libraries, openblas_handle
+from bench_env import loaded_libraries, openblas_handle, work_directory, write_json_atomic
 
 torch = None  # imported in main() after OMP_WAIT_POLICY is settled (libgomp reads it at load)
 
@@ -634,17 +633,9 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     def save() -> None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-        tmp.replace(args.out)
+        write_json_atomic(args.out, report)
 
-    if args.keep_runs:
-        args.keep_runs.mkdir(parents=True, exist_ok=True)
-        workdir_ctx = contextlib.nullcontext(str(args.keep_runs))
-    else:
-        workdir_ctx = tempfile.TemporaryDirectory(prefix="dln-bench-")
-    with workdir_ctx as wd:
+    with work_directory(args.keep_runs, "dln-bench-") as wd:
         for d in args.sizes:
             for n in args.depths:
                 try:

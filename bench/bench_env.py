@@ -29,3 +29,25 @@ def openblas_handle() -> ctypes.CDLL | None:
         except (OSError, AttributeError):
             continue
     return None
+
+
+def write_json_atomic(path, data: dict) -> None:
+    """Writes data as JSON through a temporary file, so an interrupted run keeps the last one."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def work_directory(keep, prefix: str):
+    """A context manager yielding the directory for run directories: `keep` if given (created,
+    kept), else a temporary directory removed afterwards."""
+    import contextlib
+    import tempfile
+
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+        return contextlib.nullcontext(str(keep))
+    return tempfile.TemporaryDirectory(prefix=prefix)
