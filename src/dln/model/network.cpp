@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 
 #include "dln/core/blas.hpp"
 #include "dln/model/sparse_kernels.hpp"
@@ -251,8 +249,6 @@ double Objective::timed_step(const Factors& w, Factors& grads) {
     best_[mode] = std::min(best_[mode], dt);
     if (--probe_left_ == 0) {
       use_split_ = best_[1] < kMinGain * best_[0];
-      if (std::getenv("DLN_DEBUG_SPLIT"))
-        std::fprintf(stderr, "probe: one %g split %g\n", best_[0], best_[1]);
       strikes_ = 0;
       until_probe_ = kReprobe;
     }
