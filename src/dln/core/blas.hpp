@@ -7,8 +7,9 @@
 
 namespace dln::blas {
 
-// C = alpha op(A) op(B) + beta C through dgemm (no Eigen temporaries, no zero-fill pass);
-// C must already have the result's shape.
+// C = alpha op(A) op(B) + beta C through dgemm (no Eigen temporaries, no zero-fill pass), or,
+// when every dimension is <= 32, dln's own register-blocked FMA kernel (dgemm's call overhead
+// is ~3x the arithmetic there); C must already have the result's shape.
 void gemm(const Mat& a, bool trans_a, const Mat& b, bool trans_b, Mat& c, double alpha = 1.0,
           double beta = 0.0);
 
