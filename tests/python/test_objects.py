@@ -2,7 +2,6 @@
 import os
 import signal
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -115,14 +114,13 @@ def test_callback_every_and_exceptions():
 
 
 def test_ctrl_c_interrupts_training():
+    # An ignored SIGINT would end the run by max_seconds, normally, without KeyboardInterrupt.
     config = {"problem": {"rows": 60, "cols": 60, "observations": 1500},
               "stop": {"max_iters": 10**8, "max_seconds": 20}, "record": {"every": 10**6}}
     timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
-    start = time.monotonic()
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         dln.train(config)
-    assert time.monotonic() - start < 5
 
 
 def test_array_conversion_rules():
