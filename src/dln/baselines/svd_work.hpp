@@ -183,23 +183,12 @@ class SvdWork {
     return true;
   }
 
-  // SVT through divide and conquer (dgesdd), falling back to QR iteration (dgesvd) in the rare
-  // case dgesdd does not converge.
+  // SVT through a full thin SVD (decompose).
   void svd_threshold(const Mat& a, double tau) {
-    const Index m = a.rows(), n = a.cols(), k = std::min(m, n);
-    work = a;
-    u.resize(m, k);
-    vt.resize(k, n);
-    s.resize(k);
-    lapack_int info = gesdd('S', m, n);
-    if (info != 0) {
-      work = a;
-      Vec superb(k);
-      info = LAPACKE_dgesvd(LAPACK_COL_MAJOR, 'S', 'S', lapack_size(m), lapack_size(n), work.data(),
-                            lapack_size(m), s.data(), u.data(), lapack_size(m), vt.data(),
-                            lapack_size(k), superb.data());
-    }
-    if (info != 0) throw Error("minimum nuclear norm: SVD did not converge");
+    const Index k = std::min(a.rows(), a.cols());
+    u.resize(a.rows(), k);
+    vt.resize(k, a.cols());
+    decompose(a, 'S');
     rank = 0;
     while (rank < k && s[rank] > tau) {
       sk[rank] = s[rank];
@@ -227,16 +216,23 @@ class SvdWork {
   }
 
   // Singular values only, in s (descending).
-  void values(const Mat& a) {
+  void values(const Mat& a) { decompose(a, 'N'); }
+
+  // s (and with jobz 'S' the thin u, vt, already sized) of a: dgesdd, falling back to QR
+  // iteration (dgesvd) in the rare case dgesdd does not converge.
+  void decompose(const Mat& a, char jobz) {
     const Index m = a.rows(), n = a.cols(), k = std::min(m, n);
+    const bool thin = jobz == 'S';
     work = a;
     s.resize(k);
-    lapack_int info = gesdd('N', m, n);
+    lapack_int info = gesdd(jobz, m, n);
     if (info != 0) {
       work = a;
       Vec superb(k);
-      info = LAPACKE_dgesvd(LAPACK_COL_MAJOR, 'N', 'N', lapack_size(m), lapack_size(n), work.data(),
-                            lapack_size(m), s.data(), &dummy, 1, &dummy, 1, superb.data());
+      info = LAPACKE_dgesvd(LAPACK_COL_MAJOR, jobz, jobz, lapack_size(m), lapack_size(n),
+                            work.data(), lapack_size(m), s.data(), thin ? u.data() : &dummy,
+                            thin ? lapack_size(m) : 1, thin ? vt.data() : &dummy,
+                            thin ? lapack_size(k) : 1, superb.data());
     }
     if (info != 0) throw Error("minimum nuclear norm: SVD did not converge");
   }
