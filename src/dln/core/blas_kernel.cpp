@@ -60,6 +60,13 @@ void fill(std::vector<double>& v, unsigned long long seed) {
   }
 }
 
+// |computed - ref| in units of `unit` |terms| (the rounding budget of a length-k sum); NaN and
+// Inf count as infinitely wrong.
+double entry_error(double computed, double ref, double mag, double unit) {
+  const double e = std::abs(computed - ref) / (unit * mag + 1e-300);
+  return std::isnan(e) ? std::numeric_limits<double>::infinity() : e;
+}
+
 // Error of one C = op(A) op(B) (m x n, inner k) relative to k eps (|op A| |op B|), entrywise.
 double gemm_error(int m, int n, int k, bool ta, bool tb, double fault) {
   std::vector<double> a(static_cast<std::size_t>(m) * k), b(static_cast<std::size_t>(k) * n),
@@ -82,8 +89,7 @@ double gemm_error(int m, int n, int k, bool ta, bool tb, double fault) {
         ref += at(i, l) * bt(l, j);
         mag += std::abs(at(i, l) * bt(l, j));
       }
-      const double e = std::abs(c[j * m + i] - ref) / (unit * mag + 1e-300);
-      if (!(e <= worst)) worst = std::isnan(e) ? std::numeric_limits<double>::infinity() : e;
+      worst = std::max(worst, entry_error(c[j * m + i], ref, mag, unit));
     }
   return worst;
 }
@@ -106,8 +112,7 @@ double gemv_error(int m, int n, bool trans) {
       ref += p;
       mag += std::abs(p);
     }
-    const double e = std::abs(y[i] - ref) / (unit * mag + 1e-300);
-    if (!(e <= worst)) worst = std::isnan(e) ? std::numeric_limits<double>::infinity() : e;
+    worst = std::max(worst, entry_error(y[i], ref, mag, unit));
   }
   return worst;
 }
