@@ -16,6 +16,7 @@
 #include "dln/baselines/nuclear_norm.hpp"
 #include "dln/baselines/soft_impute.hpp"
 #include "dln/core/blas.hpp"
+#include "dln/core/memory.hpp"
 #include "dln/io/files.hpp"
 #include "dln/io/npy.hpp"
 
@@ -45,8 +46,9 @@ std::pair<Index, Index> parse_shape(const std::string& text) {
 }
 
 struct Common {
-  std::string observations, shape, out;
+  std::string observations, shape, out, max_memory;
   int threads = 0;
+  double dense_copies = 1;  // rows x cols arrays the method holds at once, with the output
 };
 
 struct Data {
@@ -62,11 +64,21 @@ void add_common(CLI::App* sub, Common& common) {
   sub->add_option("--out", common.out, "Completed matrix to write (.npy, float64)")->required();
   sub->add_option("--threads", common.threads, "BLAS threads (0: OpenBLAS default)")
       ->check(CLI::Range(0, 1024));
+  sub->add_option("--max-memory", common.max_memory,
+                  "Memory the solve may use, e.g. 8GiB (default: what is available)");
 }
 
 Data load(const Common& common) {
   Data d;
   std::tie(d.rows, d.cols) = parse_shape(common.shape);
+  memory::Estimate need;  // before reading or allocating anything (docs/errors.md, "memory")
+  need.add("--shape",
+           fmt::format("{} dense {}x{} matrices (the --out matrix and the solver's)",
+                       common.dense_copies, d.rows, d.cols),
+           8.0 * common.dense_copies * static_cast<double>(d.rows) * static_cast<double>(d.cols));
+  memory::require(
+      need, common.max_memory.empty() ? 0 : memory::parse_bytes(common.max_memory, "--max-memory"),
+      "--max-memory");
   namespace fs = std::filesystem;
   const fs::path parent = fs::path(common.out).parent_path();
   if (!parent.empty() && !fs::is_directory(parent))
@@ -102,6 +114,7 @@ void add_baseline(CLI::App& app, std::vector<Command>& commands) {
         "nuclear-norm",
         "Minimum nuclear norm completion (notes Eq. 10) by ADMM with a certificate");
     auto common = std::make_shared<Common>();
+    common->dense_copies = 8;  // X, the dual Y, the SVT input and its SVD work
     auto opts = std::make_shared<NuclearNormOptions>();
     add_common(sub, *common);
     sub->add_option("--tol", opts->tol, "0: equality; > 0: |X(r,c) - b| <= tol")
@@ -154,6 +167,8 @@ void add_baseline(CLI::App& app, std::vector<Command>& commands) {
     commands.emplace_back(sub, [common, opts, path, lambda_opt, path_opt]() {
       if (lambda_opt->count() == 0 && path_opt->count() == 0)
         throw Error("soft-impute: give --lambda L or --path K");
+      // The --out matrix and a low-rank iterate, or the dense solver's X, Z and SVD work.
+      common->dense_copies = opts->method == "dense" ? 6 : 2;
       const Data d = load(*common);
       std::vector<SoftImputeResult> res;
       if (path_opt->count() > 0) {

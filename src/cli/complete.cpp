@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -9,6 +10,7 @@
 #include "cli/commands.hpp"
 #include "dln/completion/ratings.hpp"
 #include "dln/core/blas.hpp"
+#include "dln/core/memory.hpp"
 #include "dln/io/files.hpp"
 
 namespace dln::cli {
@@ -16,12 +18,42 @@ namespace dln::cli {
 namespace {
 
 struct CompleteArgs {
-  std::string ratings, out, predict, unknown = "error", optimizer = "adam";
+  std::string ratings, out, predict, unknown = "error", optimizer = "adam", max_memory;
   std::vector<std::string> baselines;
   int threads = 1;
   bool no_center = false, no_clip = false, no_deep = false, quiet = false;
   completion::CompleteOptions options;
 };
+
+// The memory guard (docs/errors.md, "memory"): the factors and optimizer state of each model,
+// before any is allocated.
+void require_memory(const completion::RatingsData& data, const completion::CompleteOptions& o,
+                    const std::string& max_memory) {
+  const double users = static_cast<double>(data.users.size());
+  const double items = static_cast<double>(data.items.size());
+  memory::Estimate need;
+  need.add("--ratings", fmt::format("{} ratings and their splits", data.size()),
+           64.0 * static_cast<double>(data.size()));
+  if (o.run_deep) {
+    const double w = static_cast<double>(o.deep.width);
+    const double entries =
+        o.deep.depth == 1 ? users * items : users * w + items * w + (o.deep.depth - 2.0) * w * w;
+    need.add(
+        "--width",
+        fmt::format("the depth-{} network's factors, gradients and optimizer state at width {}",
+                    o.deep.depth, o.deep.width),
+        8.0 * 8 * entries);
+  }
+  for (const auto& m : o.baselines.methods) {
+    const bool als = m == "als";
+    const double rank = static_cast<double>(als ? o.baselines.als_rank : o.baselines.si_max_rank);
+    need.add(als ? "--als-rank" : "--si-max-rank",
+             fmt::format("{}'s factors of rank {}", m, static_cast<Index>(rank)),
+             8.0 * 6 * (users + items) * rank);
+  }
+  memory::require(need, max_memory.empty() ? 0 : memory::parse_bytes(max_memory, "--max-memory"),
+                  "--max-memory");
+}
 
 std::string cell(double v) { return std::isfinite(v) ? fmt::format("{:.4f}", v) : "-"; }
 
@@ -47,6 +79,7 @@ int run_complete(CompleteArgs& a) {
   blas::set_threads(a.threads);
 
   const completion::RatingsData data = completion::read_ratings_csv(a.ratings);
+  require_memory(data, o, a.max_memory);
   std::vector<completion::PredictPair> pairs;
   if (!a.predict.empty()) {
     pairs = completion::read_pairs_csv(a.predict, data);
@@ -143,6 +176,8 @@ void add_complete(CLI::App& app, std::vector<Command>& commands) {
   sub->add_option("--threads", args->threads, "BLAS threads")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  sub->add_option("--max-memory", args->max_memory,
+                  "Memory the fits may use, e.g. 8GiB (default: what is available)");
   sub->add_flag("--quiet,-q", args->quiet, "No progress or table");
   commands.emplace_back(sub, [args] { return run_complete(*args); });
 }

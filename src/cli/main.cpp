@@ -13,6 +13,7 @@
 #include "dln/checks/checks.hpp"
 #include "dln/core/blas.hpp"
 #include "dln/core/blas_kernel.hpp"
+#include "dln/core/memory.hpp"
 #include "dln/io/files.hpp"
 #include "dln/run/run_dir.hpp"
 
@@ -31,6 +32,8 @@ int train_command(const std::string& config_path, const std::vector<std::string>
     throw dln::Error(dir + ": the run is already complete (summary.json exists)");
   dln::Config config = resume ? dln::load_config((fs::path(dir) / "config.toml").string(), sets)
                               : dln::load_config(config_path, sets);
+  // Refused before anything is written (dln::run checks again for library callers).
+  dln::memory::require(config.memory_estimate(), config.max_memory, "run.max_memory");
   dln::io::ensure_writable_directory(dir);  // fail before training, not after
   dln::ProgressBar bar(config.stop.max_iters);
   std::vector<dln::Callback*> callbacks;
@@ -143,6 +146,12 @@ int main(int argc, char** argv) {
     if (*peak) return gemm_peak(kernel, size, threads, repeats, all_kernels);
   } catch (const dln::Error& e) {
     std::fprintf(stderr, "dln: error: %s\n", e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {  // past the memory guard's estimate (docs/errors.md)
+    std::fprintf(stderr,
+                 "dln: error: out of memory: the inputs need more memory than this machine "
+                 "could allocate (%s available)\n",
+                 dln::memory::format_bytes(dln::memory::available_bytes()).c_str());
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dln: internal error: %s\n", e.what());

@@ -27,7 +27,7 @@ const std::map<std::string, std::set<std::string>>& schema() {
         "rtol", "atol", "max_steps", "depth"}},
       {"stop", {"max_iters", "loss_tol", "max_seconds", "divergence_threshold"}},
       {"record", {"every", "singular_values", "dt", "analytic"}},
-      {"run", {"threads", "checkpoint_every"}},
+      {"run", {"threads", "checkpoint_every", "max_memory"}},
   };
   return s;
 }
@@ -156,6 +156,8 @@ Config from_table(const toml::table& t) {
     auto& n = c.network;
     r.integer("depth", n.depth);
     r.integer("width", n.width);
+    if (r.get("width") && n.width <= 0)  // 0 is the internal "unset": an explicit 0 is an error
+      throw Error(fmt::format("network.width: must be > 0, got {}", n.width));
     r.integers("widths", n.widths);
     std::string init = to_string(n.init.kind);
     r.string("init", init);
@@ -201,6 +203,14 @@ Config from_table(const toml::table& t) {
     Reader r(t, "run");
     r.integer("threads", c.threads);
     r.integer("checkpoint_every", c.checkpoint_every);
+    if (const auto* m = r.get("max_memory")) {
+      if (m->is_integer() && *m->value<int64_t>() >= 0)
+        c.max_memory = static_cast<double>(*m->value<int64_t>());
+      else if (m->is_string())
+        c.max_memory = memory::parse_bytes(*m->value<std::string>(), "run.max_memory");
+      else
+        throw Error("run.max_memory: expected a size such as \"8GiB\" or a number of bytes >= 0");
+    }
   }
   c.validate();
   return c;
@@ -242,6 +252,8 @@ void Config::validate() const {
   if (checkpoint_every < 0)
     throw Error(fmt::format("run.checkpoint_every: must be >= 0, got {}", checkpoint_every));
   if (threads < 1) throw Error(fmt::format("run.threads: must be >= 1, got {}", threads));
+  if (!std::isfinite(max_memory) || max_memory < 0)
+    throw Error("run.max_memory: must be finite and >= 0");
 }
 
 std::string Config::to_toml() const {
@@ -302,7 +314,8 @@ std::string Config::to_toml() const {
                                  {"dt", record_dt},
                                  {"analytic", record.analytic}});
   t.insert("run", toml::table{{"threads", threads},
-                              {"checkpoint_every", static_cast<int64_t>(checkpoint_every)}});
+                              {"checkpoint_every", static_cast<int64_t>(checkpoint_every)},
+                              {"max_memory", static_cast<int64_t>(max_memory)}});
   std::ostringstream os;
   os << t << "\n";
   return os.str();

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "dln/core/memory.hpp"
 #include "dln/init/initializers.hpp"
 #include "dln/optimizers/train.hpp"
 #include "dln/problems/problem.hpp"
@@ -27,11 +28,14 @@ struct Config {
   double record_dt = 0;       // [record] dt: continuous optimizers record every dt (0: time / 100)
   int threads = 2;            // [run] threads: BLAS threads
   long checkpoint_every = 0;  // [run] checkpoint_every: discrete optimizers, iterations (0: off)
+  double max_memory = 0;      // [run] max_memory: bytes a run may allocate (0: what is available)
 
   // d_0 .. d_n of the network for this problem.
   std::vector<Index> dims() const;
   // Throws Error naming the first invalid key.
   void validate() const;
+  // What dln::run will allocate (the memory guard checks it before allocating).
+  memory::Estimate memory_estimate() const;
   // The resolved config (every key, defaults filled in) as TOML text.
   std::string to_toml() const;
 };

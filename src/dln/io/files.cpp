@@ -140,9 +140,17 @@ void ensure_writable_directory(const std::string& path) {
   if (::access(path.c_str(), W_OK | X_OK) != 0) throw Error(fmt::format("{}: not writable", path));
 }
 
-std::string read_file(const std::string& path) {
+std::ifstream open_input(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw Error(fmt::format("{}: is a directory, not a file", path));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(fmt::format("{}: cannot open", path));
+  return in;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in = open_input(path);
   std::ostringstream ss;
   ss << in.rdbuf();
   if (in.bad()) throw Error(fmt::format("{}: cannot read", path));

@@ -1,6 +1,7 @@
 // Small file utilities: atomic writes, directories, CSV observation files.
 #pragma once
 
+#include <fstream>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -23,6 +24,8 @@ void write_buffers_atomic(const std::string& path, std::initializer_list<std::st
 // or ("<path>: not writable") when it cannot be used for output.
 void ensure_writable_directory(const std::string& path);
 
+// A binary input stream; Error "<path>: is a directory, not a file" or "<path>: cannot open".
+std::ifstream open_input(const std::string& path);
 std::string read_file(const std::string& path);
 
 // One observed entry of a matrix (Eq. 9 with A_i = e_row e_col^T).

@@ -213,8 +213,7 @@ std::size_t fortran_to_c_index(std::size_t p, const std::vector<Index>& shape) {
 }
 
 RawArray read_raw(const std::string& path, bool require_finite) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open");
+  std::ifstream in = open_input(path);
   in.seekg(0, std::ios::end);
   const std::streamoff file_size = in.tellg();
   in.seekg(0, std::ios::beg);

@@ -58,9 +58,11 @@ void ProblemConfig::validate() const {
   if (kind == "completion" || kind == "sensing") {
     if (observations <= 0)
       throw Error(fmt::format("problem.observations: must be > 0, got {}", observations));
-    if (kind == "completion" && observations > rows * cols)
-      throw Error(fmt::format("problem.observations: {} exceeds the {} entries of a {}x{} matrix",
-                              observations, rows * cols, rows, cols));
+    const double entries = static_cast<double>(rows) * static_cast<double>(cols);  // no overflow
+    if (kind == "completion" && static_cast<double>(observations) > entries)
+      throw Error(
+          fmt::format("problem.observations: {} exceeds the {:.0f} entries of a {}x{} matrix",
+                      observations, entries, rows, cols));
   } else if (samples <= 0) {
     throw Error(fmt::format("problem.samples: must be > 0, got {}", samples));
   }

@@ -40,6 +40,8 @@ RunResult run(const Config& config, const std::vector<Callback*>& callbacks, con
   blas::select_kernel();  // once per process: the best kernel the CPU runs, self-tested
   RunResult r;
   r.config = config;
+  // Refuse what cannot fit before allocating any of it (docs/errors.md, "memory").
+  memory::require(config.memory_estimate(), config.max_memory, "run.max_memory");
   const auto dims = config.dims();
   // Below ~150 OpenBLAS's second thread costs more than it gives (bench/RESULTS.md). Set before
   // make_problem: its products (sensing b = A vec(W*)) split work by thread count, so leaving

@@ -1,0 +1,83 @@
+// Config::memory_estimate: what dln::run allocates, by the input that sets each size.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "dln/config/config.hpp"
+
+namespace dln {
+
+namespace {
+
+std::string dims_text(const std::vector<Index>& d) {
+  std::string s;
+  for (std::size_t j = d.size(); j-- > 0;) s += fmt::format("{}{}", d[j], j ? "x" : "");
+  return s;
+}
+
+// Arrays the size of all factors that a run holds at once: init, factors, gradients, the
+// objective's prefix/suffix products and scratch, plus the optimizer's state.
+double factor_copies(const OptimizerOptions& o) {
+  double state = 0;
+  switch (o.kind) {
+    case OptimizerKind::kMomentum:
+      state = 1;
+      break;
+    case OptimizerKind::kAdam:
+      state = 2;
+      break;
+    case OptimizerKind::kGradientFlow:
+      state = 8;
+      break;  // the ODE solver's history
+    case OptimizerKind::kEndToEnd:
+      state = o.continuous() ? 8 : 1;
+      break;
+    default:
+      break;
+  }
+  return 6 + state;
+}
+
+}  // namespace
+
+memory::Estimate Config::memory_estimate() const {
+  memory::Estimate e;
+  const auto& p = problem;
+  const double rows = static_cast<double>(p.rows), cols = static_cast<double>(p.cols);
+  const double entries = rows * cols;
+  const auto d = dims();
+  double factor_entries = 0;
+  for (std::size_t j = 0; j + 1 < d.size(); ++j)
+    factor_entries += static_cast<double>(d[j]) * static_cast<double>(d[j + 1]);
+  const bool hidden_dominant = network.depth >= 2 && factor_entries > 2 * entries;
+  const std::string factor_field = !hidden_dominant          ? "problem.rows, problem.cols"
+                                   : !network.widths.empty() ? "network.widths"
+                                   : network.width > 0       ? "network.width"
+                                                             : "problem.rows, problem.cols";
+  e.add(factor_field,
+        fmt::format("factors, gradients and optimizer state of the {} network", dims_text(d)),
+        8.0 * factor_copies(optimizer) * factor_entries);
+  // W_{n:1}, the ground truth (and its U V^T), the dense loss gradient, record-time SVDs.
+  e.add("problem.rows, problem.cols",
+        fmt::format("{}x{} end-to-end matrices and ground truth", p.rows, p.cols),
+        8.0 * 5 * entries);
+  if (!p.from_files()) {
+    const double m = static_cast<double>(p.observations), n = static_cast<double>(p.samples);
+    if (p.kind == "completion")  // entries, the loss's copies and CSR order, the sampler's set
+      e.add("problem.observations", fmt::format("{} observed entries", p.observations), 160.0 * m);
+    else if (p.kind == "sensing")  // A (m x rows*cols) and its C-order copy in data/
+      e.add("problem.observations",
+            fmt::format("{} sensing matrices of {}x{}", p.observations, p.rows, p.cols),
+            8.0 * 2 * m * entries);
+    else
+      e.add("problem.samples", fmt::format("{} samples", p.samples), 8.0 * 3 * (rows + cols) * n);
+  }
+  const double records =
+      static_cast<double>(stop.max_iters) / static_cast<double>(std::max<long>(record.every, 1)) +
+      2;
+  e.add("record.every", fmt::format("{:.0f} history records", records),
+        records * (128.0 + 16.0 * std::min<double>(record.singular_values, std::min(rows, cols))));
+  return e;
+}
+
+}  // namespace dln

@@ -1,0 +1,165 @@
+// The memory guard (docs/errors.md, "memory"): impossible sizes are refused before allocation,
+// with one line naming the field and both numbers; and the inputs that used to be misread.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "dln/config/config.hpp"
+#include "dln/io/npy.hpp"
+#include "dln/run/run_dir.hpp"
+#include "test_support.hpp"
+
+namespace dln {
+namespace {
+
+using testing::expect_error;
+namespace fs = std::filesystem;
+
+fs::path scratch() {
+  static fs::path dir = [] {
+    fs::path d = fs::temp_directory_path() / ("dln_memory_test_" + std::to_string(::getpid()));
+    fs::create_directories(d);
+    return d;
+  }();
+  return dir;
+}
+
+// The dln binary's exit code and stderr.
+std::pair<int, std::string> run_dln(const std::string& args) {
+  const char* bin = std::getenv("DLN_BIN");
+  EXPECT_NE(bin, nullptr) << "DLN_BIN must point at the dln binary";
+  const fs::path err = scratch() / "stderr.txt";
+  const std::string cmd =
+      std::string(bin ? bin : "dln") + " " + args + " >/dev/null 2>" + err.string();
+  const int status = std::system(cmd.c_str());
+  std::ifstream in(err);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+          std::string((std::istreambuf_iterator<char>(in)), {})};
+}
+
+Config with(const std::vector<std::string>& sets) { return parse_config("", "test", sets); }
+
+// Error message of f(), or "" when it does not throw dln::Error.
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Memory, ExplicitWidthZeroIsAnErrorNotTheDefault) {
+  expect_error([] { with({"network.width=0"}); }, "network.width: must be > 0, got 0");
+  EXPECT_EQ(with({}).dims(), (std::vector<Index>{24, 30, 30, 30}));  // unset: max(rows, cols)
+}
+
+TEST(Memory, MaxMemoryParsesSizesAndRefusesNonsense) {
+  EXPECT_EQ(with({"run.max_memory=8GiB"}).max_memory, 8.0 * 1024 * 1024 * 1024);
+  EXPECT_EQ(with({"run.max_memory=\"512 MB\""}).max_memory, 512e6);
+  EXPECT_EQ(with({"run.max_memory=4096"}).max_memory, 4096.0);
+  EXPECT_EQ(with({}).max_memory, 0.0);
+  const Config round = parse_config(with({"run.max_memory=2k"}).to_toml(), "resolved");
+  EXPECT_EQ(round.max_memory, 2048.0);
+  expect_error([] { with({"run.max_memory=lots"}); },
+               "run.max_memory: expected a size such as 8GiB, 512MB or a number of bytes, got "
+               "'lots'");
+  expect_error([] { with({"run.max_memory=3PB"}); },
+               "run.max_memory: expected a size such as 8GiB, 512MB or a number of bytes, got "
+               "'3PB'");
+  expect_error([] { with({"run.max_memory=-1"}); },
+               "run.max_memory: expected a size such as \"8GiB\" or a number of bytes >= 0");
+  expect_error([] { with({"run.max_memory=1.5"}); },
+               "run.max_memory: expected a size such as \"8GiB\" or a number of bytes >= 0");
+}
+
+TEST(Memory, RequireNamesTheLargestItemAndBothNumbers) {
+  memory::Estimate e;
+  e.add("network.width", "the factors", 3.0 * 1024 * 1024 * 1024);
+  e.add("problem.observations", "the entries", 1024.0 * 1024 * 1024);
+  EXPECT_EQ(error_of([&] { memory::require(e, 4.0 * 1024 * 1024 * 1024, "run.max_memory"); }), "");
+  expect_error([&] { memory::require(e, 2.0 * 1024 * 1024 * 1024, "run.max_memory"); },
+               "network.width: the run needs about 4.00 GiB (the factors: 3.00 GiB), more than "
+               "run.max_memory = 2.00 GiB");
+  memory::Estimate one;
+  one.add("--shape", "2 dense 10x10 matrices", 1600);
+  expect_error([&] { memory::require(one, 1000, "--max-memory"); },
+               "--shape: the run needs about 1.56 KiB (2 dense 10x10 matrices), more than "
+               "--max-memory = 1000 B");
+  EXPECT_GT(memory::available_bytes(), 1e6);
+  EXPECT_EQ(memory::format_bytes(1.5 * 1024 * 1024 * 1024 * 1024 * 1e7), "1.5e+07 TiB");
+}
+
+// dln::run refuses before allocating: under ASan a 1e11-wide factor would abort, not throw.
+TEST(Memory, RunRefusesImpossibleSizesBeforeAllocating) {
+  const auto prefix_of = [](const std::vector<std::string>& sets) {
+    const std::string m = error_of([&] { run(with(sets)); });
+    return m.substr(0, m.find(" (")) + " ... " +
+           (m.find("more than the ") != std::string::npos ? "available" : m);
+  };
+  EXPECT_EQ(prefix_of({"network.width=100000000000"}),
+            "network.width: the run needs about 4.4e+11 TiB ... available");
+  EXPECT_EQ(prefix_of({"network.widths=[10, 100000000000]"}),
+            "network.widths: the run needs about 175 TiB ... available");
+  EXPECT_EQ(prefix_of({"problem.rows=3000000000", "problem.cols=3000000000", "network.width=4"}),
+            "problem.rows, problem.cols: the run needs about 3.3e+08 TiB ... available");
+  EXPECT_EQ(prefix_of({"problem.kind=sensing", "problem.observations=100000000"}),
+            "problem.observations: the run needs about 1.05 TiB ... available");
+  EXPECT_EQ(prefix_of({"problem.kind=regression", "problem.samples=10000000000"}),
+            "problem.samples: the run needs about 11.8 TiB ... available");
+  // run.max_memory caps below what the machine has; the default 30x24 run fits in 1 MiB.
+  const std::string capped = error_of([] { run(with({"run.max_memory=64KiB"})); });
+  EXPECT_EQ(capped.substr(0, capped.find(':')), "problem.rows, problem.cols");
+  EXPECT_NE(capped.find("more than run.max_memory = 64.0 KiB"), std::string::npos) << capped;
+  EXPECT_EQ(error_of([] { run(with({"run.max_memory=1MiB", "stop.max_iters=1"})); }), "");
+}
+
+TEST(Memory, CliRefusesImpossibleSizesWithExitTwo) {
+  const fs::path obs = scratch() / "obs.csv";
+  std::ofstream(obs) << "0,0,1\n1,2,0.5\n";
+  auto [code, err] = run_dln("baseline nuclear-norm --observations " + obs.string() +
+                             " --shape 99999999999x5 --out " + (scratch() / "x.npy").string());
+  EXPECT_EQ(code, 2);
+  EXPECT_EQ(err.substr(0, err.find(", more than")),
+            "dln: error: --shape: the run needs about 29.1 TiB (8 dense 99999999999x5 matrices "
+            "(the --out matrix and the solver's))");
+  std::tie(code, err) =
+      run_dln("baseline als --rank 1 --lambda 1 --max-memory 50 --observations " + obs.string() +
+              " --shape 3x3 --out " + (scratch() / "y.npy").string());
+  EXPECT_EQ(code, 2);
+  EXPECT_EQ(err,
+            "dln: error: --shape: the run needs about 72 B (1 dense 3x3 matrices (the --out matrix "
+            "and the solver's)), more than --max-memory = 50 B\n");
+  const fs::path cfg = scratch() / "empty.toml";
+  std::ofstream(cfg) << "";
+  std::tie(code, err) =
+      run_dln("train --config " + cfg.string() + " --set network.width=100000000000 --out " +
+              (scratch() / "never").string());
+  EXPECT_EQ(code, 2);
+  EXPECT_EQ(err.rfind("dln: error: network.width: the run needs about", 0), 0u) << err;
+  EXPECT_FALSE(fs::exists(scratch() / "never"));
+  const fs::path ratings = scratch() / "ratings.csv";
+  std::ofstream(ratings) << "a,b,1\nc,d,2\na,d,3\nc,b,4\n";
+  std::tie(code, err) = run_dln("complete " + ratings.string() + " --width 10000000000 --out " +
+                                (scratch() / "never_complete").string());
+  EXPECT_EQ(code, 2);
+  EXPECT_EQ(err.substr(0, err.find(':', 12)), "dln: error: --width") << err;
+  EXPECT_NE(err.find("at width 10000000000"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(scratch() / "never_complete"));  // refused before the run directory
+}
+
+TEST(Memory, DirectoryGivenAsAFileSaysSo) {
+  const fs::path dir = scratch() / "a_directory";
+  fs::create_directories(dir);
+  expect_error([&] { io::read_file(dir.string()); }, dir.string() + ": is a directory, not a file");
+  expect_error([&] { io::read_npy(dir.string()); }, dir.string() + ": is a directory, not a file");
+  expect_error([&] { io::read_observations_csv(dir.string(), 3, 3); },
+               dir.string() + ": is a directory, not a file");
+}
+
+}  // namespace
+}  // namespace dln
