@@ -71,6 +71,9 @@ TEST(Memory, MaxMemoryParsesSizesAndRefusesNonsense) {
   expect_error([] { with({"run.max_memory=3PB"}); },
                "run.max_memory: expected a size such as 8GiB, 512MB or a number of bytes, got "
                "'3PB'");
+  expect_error([] { with({"run.max_memory=99999999999999999999999999999999999999TiB"}); },
+               "run.max_memory: '99999999999999999999999999999999999999TiB' is more than 4 EiB");
+  EXPECT_EQ(with({"run.max_memory=1.7k"}).max_memory, 1740.0);  // whole bytes
   expect_error([] { with({"run.max_memory=-1"}); },
                "run.max_memory: expected a size such as \"8GiB\" or a number of bytes >= 0");
   expect_error([] { with({"run.max_memory=1.5"}); },
@@ -159,6 +162,20 @@ TEST(Memory, DirectoryGivenAsAFileSaysSo) {
   expect_error([&] { io::read_npy(dir.string()); }, dir.string() + ": is a directory, not a file");
   expect_error([&] { io::read_observations_csv(dir.string(), 3, 3); },
                dir.string() + ": is a directory, not a file");
+}
+
+// Found by fuzz_config and fuzz_npy (fuzz/regressions/): a parser's message quoting the input
+// carried its newline or NUL, so "one line" broke and what() ended at the NUL.
+TEST(Memory, ErrorMessagesStayOneLine) {
+  EXPECT_STREQ(Error(std::string("a\nb\r"
+                                 "\x00"
+                                 "c\td"
+                                 "\x7f",
+                                 9))
+                   .what(),
+               "a\\nb\\r\\x00c\td\\x7f");
+  expect_error([] { parse_config("[problem]\ncols = n\n", "bad.toml"); },
+               "bad.toml: line 2: Error while parsing floating-point: expected 'nan', saw 'n\\n'");
 }
 
 }  // namespace

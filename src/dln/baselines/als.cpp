@@ -16,7 +16,10 @@
 namespace dln {
 
 bool AlsOptions::IsValid(std::string* error) const {
-  auto fail = [&](const std::string& m) { return (error && (*error = m, true)), false; };
+  auto fail = [&](const std::string& m) {
+    if (error) *error = m;
+    return false;
+  };
   if (rank < 1) return fail(fmt::format("als.rank: must be >= 1, got {}", rank));
   if (!std::isfinite(lambda) || lambda <= 0)
     return fail(fmt::format("als.lambda: must be finite and > 0, got {}", lambda));

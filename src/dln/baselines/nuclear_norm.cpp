@@ -62,7 +62,10 @@
 namespace dln {
 
 bool NuclearNormOptions::IsValid(std::string* error) const {
-  auto fail = [&](const char* m) { return (error && (*error = m, true)), false; };
+  auto fail = [&](const char* m) {
+    if (error) *error = m;
+    return false;
+  };
   if (!std::isfinite(tol) || tol < 0) return fail("nuclear_norm.tol: must be finite and >= 0");
   if (!(rel_gap > 0 && rel_gap < 1)) return fail("nuclear_norm.rel_gap: must be in (0, 1)");
   if (max_iters < 1) return fail("nuclear_norm.max_iters: must be >= 1");

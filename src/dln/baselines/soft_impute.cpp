@@ -192,7 +192,10 @@ double observed_rmse(const Observed& obs, const LowRank& x) {
 // SoftImpute
 
 bool SoftImputeOptions::IsValid(std::string* error) const {
-  auto fail = [&](const std::string& m) { return (error && (*error = m, true)), false; };
+  auto fail = [&](const std::string& m) {
+    if (error) *error = m;
+    return false;
+  };
   if (!std::isfinite(lambda) || lambda < 0)
     return fail(fmt::format("soft_impute.lambda: must be finite and >= 0, got {}", lambda));
   if (!std::isfinite(tol) || tol < 0)
@@ -213,7 +216,10 @@ bool SoftImputeOptions::IsValid(std::string* error) const {
 }
 
 bool SoftImputePathOptions::IsValid(std::string* error) const {
-  auto fail = [&](const std::string& m) { return (error && (*error = m, true)), false; };
+  auto fail = [&](const std::string& m) {
+    if (error) *error = m;
+    return false;
+  };
   if (lambdas.empty()) {
     if (points < 1)
       return fail(fmt::format("soft_impute.path.points: must be >= 1, got {}", points));

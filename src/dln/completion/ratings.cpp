@@ -595,7 +595,10 @@ OptimizerOptions DeepOptions::default_optimizer() {
 }
 
 bool DeepOptions::IsValid(std::string* error) const {
-  auto fail = [&](const std::string& m) { return (error && (*error = m, true)), false; };
+  auto fail = [&](const std::string& m) {
+    if (error) *error = m;
+    return false;
+  };
   if (depth < 1) return fail(fmt::format("--depth: must be >= 1, got {}", depth));
   if (width < 1) return fail(fmt::format("--width: must be >= 1, got {}", width));
   if (!(std::isfinite(init_scale) && init_scale > 0))
@@ -617,7 +620,10 @@ bool DeepOptions::IsValid(std::string* error) const {
 }
 
 bool BaselineOptions::IsValid(std::string* error) const {
-  auto fail = [&](const std::string& m) { return (error && (*error = m, true)), false; };
+  auto fail = [&](const std::string& m) {
+    if (error) *error = m;
+    return false;
+  };
   for (const auto& m : methods)
     if (m != "als" && m != "soft_impute")
       return fail(fmt::format("--baselines: unknown method '{}' (known: als, soft-impute)", m));

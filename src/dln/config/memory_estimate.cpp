@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "dln/config/config.hpp"
 
@@ -9,10 +10,18 @@ namespace dln {
 
 namespace {
 
-std::string dims_text(const std::vector<Index>& d) {
+// "30x32x32x24", or "30x32x...x32x24 (depth 1000000)" for deep networks: no d_0..d_n vector,
+// which alone would not fit for an impossible depth.
+std::string dims_text(const std::function<Index(int)>& d, int n) {
   std::string s;
-  for (std::size_t j = d.size(); j-- > 0;) s += fmt::format("{}{}", d[j], j ? "x" : "");
-  return s;
+  for (int j = n; j >= 0; --j) {
+    if (n > 8 && j == n - 2) {
+      s += "...x";
+      j = 2;
+    }
+    s += fmt::format("{}{}", d(j), j ? "x" : "");
+  }
+  return n > 8 ? fmt::format("{} (depth {})", s, n) : s;
 }
 
 // Arrays the size of all factors that a run holds at once: init, factors, gradients, the
@@ -45,24 +54,35 @@ memory::Estimate Config::memory_estimate() const {
   const auto& p = problem;
   const double rows = static_cast<double>(p.rows), cols = static_cast<double>(p.cols);
   const double entries = rows * cols;
-  const auto d = dims();
-  double factor_entries = 0;
-  for (std::size_t j = 0; j + 1 < d.size(); ++j)
-    factor_entries += static_cast<double>(d[j]) * static_cast<double>(d[j + 1]);
+  const int n = network.depth;
+  const Index width = network.width > 0 ? network.width : std::max(p.rows, p.cols);
+  const auto d = [&](int j) -> Index {  // d_j as in dims()
+    if (j == 0) return p.cols;
+    if (j == n) return p.rows;
+    return network.widths.empty() ? width : network.widths[static_cast<std::size_t>(j - 1)];
+  };
+  const double w = static_cast<double>(width);
+  double factor_entries =
+      n == 1 ? entries : (cols + rows) * w + (n - 2.0) * w * w;  // one width for all
+  if (!network.widths.empty()) {
+    factor_entries = 0;
+    for (int j = 0; j < n; ++j)
+      factor_entries += static_cast<double>(d(j)) * static_cast<double>(d(j + 1));
+  }
   const bool hidden_dominant = network.depth >= 2 && factor_entries > 2 * entries;
   const std::string factor_field = !hidden_dominant          ? "problem.rows, problem.cols"
                                    : !network.widths.empty() ? "network.widths"
                                    : network.width > 0       ? "network.width"
                                                              : "problem.rows, problem.cols";
   e.add(factor_field,
-        fmt::format("factors, gradients and optimizer state of the {} network", dims_text(d)),
+        fmt::format("factors, gradients and optimizer state of the {} network", dims_text(d, n)),
         8.0 * factor_copies(optimizer) * factor_entries);
   // W_{n:1}, the ground truth (and its U V^T), the dense loss gradient, record-time SVDs.
   e.add("problem.rows, problem.cols",
         fmt::format("{}x{} end-to-end matrices and ground truth", p.rows, p.cols),
         8.0 * 5 * entries);
   if (!p.from_files()) {
-    const double m = static_cast<double>(p.observations), n = static_cast<double>(p.samples);
+    const double m = static_cast<double>(p.observations), samples = static_cast<double>(p.samples);
     if (p.kind == "completion")  // entries, the loss's copies and CSR order, the sampler's set
       e.add("problem.observations", fmt::format("{} observed entries", p.observations), 160.0 * m);
     else if (p.kind == "sensing")  // A (m x rows*cols) and its C-order copy in data/
@@ -70,7 +90,8 @@ memory::Estimate Config::memory_estimate() const {
             fmt::format("{} sensing matrices of {}x{}", p.observations, p.rows, p.cols),
             8.0 * 2 * m * entries);
     else
-      e.add("problem.samples", fmt::format("{} samples", p.samples), 8.0 * 3 * (rows + cols) * n);
+      e.add("problem.samples", fmt::format("{} samples", p.samples),
+            8.0 * 3 * (rows + cols) * samples);
   }
   const double records =
       static_cast<double>(stop.max_iters) / static_cast<double>(std::max<long>(record.every, 1)) +

@@ -121,8 +121,11 @@ double parse_bytes(const std::string& text, const std::string& field) {
                                                          {"tib", 1099511627776.0}};
   for (const auto& [name, scale] : units)
     if (unit == name) {
-      if (v * scale < 1) throw bad();
-      return v * scale;
+      const double bytes = std::floor(v * scale);  // whole bytes: to_toml writes an integer
+      if (bytes < 1) throw bad();
+      if (bytes > 0x1p62)  // found by fuzz_config: 2e52 bytes overflowed the integer written back
+        throw Error(fmt::format("{}: '{}' is more than 4 EiB", field, text));
+      return bytes;
     }
   throw bad();
 }

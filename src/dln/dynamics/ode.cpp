@@ -11,7 +11,10 @@
 namespace dln {
 
 bool OdeOptions::IsValid(std::string* error) const {
-  auto fail = [&](const char* m) { return (error && (*error = m, true)), false; };
+  auto fail = [&](const char* m) {
+    if (error) *error = m;
+    return false;
+  };
   if (!std::isfinite(rtol) || rtol <= 0) return fail("optimizer.rtol: must be finite and > 0");
   if (!std::isfinite(atol) || atol <= 0) return fail("optimizer.atol: must be finite and > 0");
   if (max_steps <= 0) return fail("optimizer.max_steps: must be > 0");

@@ -9,7 +9,10 @@
 namespace dln {
 
 bool FlowOptions::IsValid(std::string* error) const {
-  auto fail = [&](const char* m) { return (error && (*error = m, true)), false; };
+  auto fail = [&](const char* m) {
+    if (error) *error = m;
+    return false;
+  };
   if (!std::isfinite(time) || time <= 0) return fail("optimizer.time: must be finite and > 0");
   if (!std::isfinite(record_dt) || record_dt < 0) return fail("record.dt: must be finite and >= 0");
   return ode.IsValid(error);

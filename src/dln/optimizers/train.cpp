@@ -27,7 +27,10 @@ std::string to_string(Termination t) {
 }
 
 bool StopOptions::IsValid(std::string* error) const {
-  auto fail = [&](const char* m) { return (error && (*error = m, true)), false; };
+  auto fail = [&](const char* m) {
+    if (error) *error = m;
+    return false;
+  };
   if (max_iters < 0) return fail("stop.max_iters: must be >= 0");
   if (!std::isfinite(loss_tol) || loss_tol < 0)
     return fail("stop.loss_tol: must be finite and >= 0");
@@ -38,7 +41,10 @@ bool StopOptions::IsValid(std::string* error) const {
 }
 
 bool RecordOptions::IsValid(std::string* error) const {
-  auto fail = [&](const char* m) { return (error && (*error = m, true)), false; };
+  auto fail = [&](const char* m) {
+    if (error) *error = m;
+    return false;
+  };
   if (every <= 0) return fail("record.every: must be >= 1");
   if (singular_values < 0) return fail("record.singular_values: must be >= 0");
   if (analytic && !end_to_end) return fail("record.analytic: needs end-to-end records");
