@@ -52,6 +52,9 @@ OdeIntegrator::OdeIntegrator(Index n, Rhs rhs, const OdeOptions& o, double t0, c
   s.mem = ERKStepCreate(&Impl::f, t0, s.y, s.ctx);
   if (!s.mem) throw Error("ode: ERKStepCreate failed");
   ERKStepSetUserData(s.mem, &s);
+  // Failures reach the caller through advance()'s Error; no second report on stderr.
+  ERKStepSetErrHandlerFn(
+      s.mem, [](int, const char*, const char*, char*, void*) {}, nullptr);
   ERKStepSStolerances(s.mem, o.rtol, o.atol);
   ERKStepSetTableNum(s.mem, ARKODE_DORMAND_PRINCE_7_4_5);
   ERKStepSetMaxNumSteps(s.mem, o.max_steps);
