@@ -6,7 +6,9 @@
 #include <sundials/sundials_context.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace dln {
 
@@ -66,9 +68,12 @@ void OdeIntegrator::advance(double t, double* y) {
   auto& s = *impl_;
   realtype reached = 0;
   const int flag = ERKStepEvolve(s.mem, t, s.y, &reached, ARK_NORMAL);
-  if (flag < 0)
-    throw Error(fmt::format("ode: ARKODE failed at t = {} (flag {}: {})", reached, flag,
-                            ERKStepGetReturnFlagName(flag)));
+  if (flag < 0) {
+    char* name = ERKStepGetReturnFlagName(flag);  // malloc'ed: the caller frees it
+    const std::string why = name ? name : "?";
+    std::free(name);
+    throw Error(fmt::format("ode: ARKODE failed at t = {} (flag {}: {})", reached, flag, why));
+  }
   std::memcpy(y, N_VGetArrayPointer(s.y), sizeof(double) * static_cast<std::size_t>(s.n));
 }
 
