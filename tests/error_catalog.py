@@ -259,8 +259,8 @@ def split_env(trigger):
 
 def run_trigger(e, dln, fixtures, pymod, work, templates):
     """None when the trigger gives e's error, else what went wrong."""
-    subst = {"tmp": fixtures, "out": os.path.join(work, "out"), "root": ROOT}
-    fill = lambda s: re.sub(r"\{(tmp|out|root)\}", lambda m: subst[m.group(1)], s)
+    subst = {"tmp": fixtures, "out": os.path.join(work, "out"), "root": ROOT, "long": "a" * 300}
+    fill = lambda s: re.sub(r"\{(tmp|out|root|long)\}", lambda m: subst[m.group(1)], s)
     env = dict(os.environ, PYTHONPATH=pymod or "", MPLBACKEND="Agg")
     env.pop("DLN_BLAS_CORETYPE", None)
     want = [x.strip() for x in e.expect.split("/")]  # "2", "ValueError" or "2 / ValueError"

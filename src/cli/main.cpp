@@ -144,6 +144,10 @@ int main(int argc, char** argv) {
   } catch (const dln::Error& e) {
     std::fprintf(stderr, "dln: error: %s\n", e.what());
     return 2;
+  } catch (const std::filesystem::filesystem_error& e) {  // a path the OS refuses: bad input
+    std::fprintf(stderr, "dln: error: %s: cannot access (%s)\n", e.path1().c_str(),
+                 e.code().message().c_str());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dln: internal error: %s\n", e.what());
     return 1;
