@@ -153,6 +153,10 @@ int main(int argc, char** argv) {
                  "could allocate (%s available)\n",
                  dln::memory::format_bytes(dln::memory::available_bytes()).c_str());
     return 2;
+  } catch (const std::filesystem::filesystem_error& e) {  // a path the OS refuses: bad input
+    const dln::Error one_line(e.path1().string() + ": cannot access (" + e.code().message() + ")");
+    std::fprintf(stderr, "dln: error: %s\n", one_line.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dln: internal error: %s\n", e.what());
     return 1;

@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -48,6 +49,8 @@ class Reader {
     if (auto* n = get(key)) {
       auto v = n->value<int64_t>();
       if (!n->is_integer() || !v) throw Error(name(key) + ": expected an integer");
+      if (*v < std::numeric_limits<T>::min() || *v > std::numeric_limits<T>::max())
+        throw Error(name(key) + ": integer out of range");  // no silent wrap-around
       out = static_cast<T>(*v);
     }
   }

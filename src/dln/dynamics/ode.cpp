@@ -6,7 +6,9 @@
 #include <sundials/sundials_context.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace dln {
 
@@ -55,6 +57,9 @@ OdeIntegrator::OdeIntegrator(Index n, Rhs rhs, const OdeOptions& o, double t0, c
   s.mem = ERKStepCreate(&Impl::f, t0, s.y, s.ctx);
   if (!s.mem) throw Error("ode: ERKStepCreate failed");
   ERKStepSetUserData(s.mem, &s);
+  // Failures reach the caller through advance()'s Error; no second report on stderr.
+  ERKStepSetErrHandlerFn(
+      s.mem, [](int, const char*, const char*, char*, void*) {}, nullptr);
   ERKStepSStolerances(s.mem, o.rtol, o.atol);
   ERKStepSetTableNum(s.mem, ARKODE_DORMAND_PRINCE_7_4_5);
   ERKStepSetMaxNumSteps(s.mem, o.max_steps);
@@ -66,9 +71,12 @@ void OdeIntegrator::advance(double t, double* y) {
   auto& s = *impl_;
   realtype reached = 0;
   const int flag = ERKStepEvolve(s.mem, t, s.y, &reached, ARK_NORMAL);
-  if (flag < 0)
-    throw Error(fmt::format("ode: ARKODE failed at t = {} (flag {}: {})", reached, flag,
-                            ERKStepGetReturnFlagName(flag)));
+  if (flag < 0) {
+    char* name = ERKStepGetReturnFlagName(flag);  // malloc'ed: the caller frees it
+    const std::string why = name ? name : "?";
+    std::free(name);
+    throw Error(fmt::format("ode: ARKODE failed at t = {} (flag {}: {})", reached, flag, why));
+  }
   std::memcpy(y, N_VGetArrayPointer(s.y), sizeof(double) * static_cast<std::size_t>(s.n));
 }
 

@@ -127,7 +127,7 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
 
 void ensure_writable_directory(const std::string& path) {
   namespace fs = std::filesystem;
-  if (path.empty()) throw Error(": cannot create directory (empty path)");
+  if (path.empty()) throw Error("\"\": cannot create directory (empty path)");
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (fs::exists(st) && !fs::is_directory(st))
