@@ -154,8 +154,9 @@ int main(int argc, char** argv) {
                  dln::memory::format_bytes(dln::memory::available_bytes()).c_str());
     return 2;
   } catch (const std::filesystem::filesystem_error& e) {  // a path the OS refuses: bad input
-    const dln::Error one_line(e.path1().string() + ": cannot access (" + e.code().message() + ")");
-    std::fprintf(stderr, "dln: error: %s\n", one_line.what());
+    const dln::Error path(e.path1().string());            // escaped to one line
+    std::fprintf(stderr, "dln: error: %s: cannot access (%s)\n", path.what(),
+                 e.code().message().c_str());
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dln: internal error: %s\n", e.what());
