@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -70,6 +71,14 @@ RunResult run(const Config& config, const std::vector<Callback*>& callbacks, con
     from = read_checkpoint(dir);
   }
   const Checkpoint* resume_from = from ? &*from : nullptr;
+  const auto check_resume = [&](const Optimizer& fresh, const Factors& w) {
+    if (!resume_from) return;
+    Factors buffers;
+    std::vector<double> scalars;
+    fresh.state(buffers, scalars);
+    check_checkpoint(*resume_from, w, buffers, scalars.size(), config.stop.max_iters,
+                     (fs::path(dir) / "checkpoint").string());
+  };
   const Mat* truth = r.problem.ground_truth ? &*r.problem.ground_truth : nullptr;
   OptimizerOptions opt = config.optimizer;
   if (opt.depth == 0) opt.depth = config.network.depth;
@@ -95,6 +104,7 @@ RunResult run(const Config& config, const std::vector<Callback*>& callbacks, con
                     : [&] {
                         Objective e2e_objective({dims.front(), dims.back()}, *r.problem.loss);
                         auto stepper = Optimizer::create(opt, w);
+                        check_resume(*stepper, w);
                         return train(e2e_objective, w, *stepper, config.stop, config.record, truth,
                                      callbacks, &ckpt, resume_from);
                       }();
@@ -109,6 +119,7 @@ RunResult run(const Config& config, const std::vector<Callback*>& callbacks, con
                                       callbacks);
     } else {
       auto optimizer = Optimizer::create(opt, r.factors);
+      check_resume(*optimizer, r.factors);
       r.summary = train(objective, r.factors, *optimizer, config.stop, config.record, truth,
                         callbacks, &ckpt, resume_from);
     }
@@ -335,6 +346,33 @@ Checkpoint read_checkpoint(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(state.string() + ": malformed checkpoint (" + e.what() + ")");
   }
+}
+
+void check_checkpoint(const Checkpoint& c, const Factors& w, const Factors& buffers,
+                      std::size_t scalars, long max_iters, const std::string& where) {
+  const auto same = [&](const Factors& got, const Factors& want, const char* what) {
+    if (got.size() != want.size())
+      throw Error(fmt::format("{}: {} {} matrices, expected {} for this config", where, got.size(),
+                              what, want.size()));
+    for (std::size_t j = 0; j < got.size(); ++j) {
+      if (got[j].rows() != want[j].rows() || got[j].cols() != want[j].cols())
+        throw Error(fmt::format("{}: {} {} is {}x{}, expected {}x{} for this config", where, what,
+                                j + 1, got[j].rows(), got[j].cols(), want[j].rows(),
+                                want[j].cols()));
+      if (!got[j].allFinite())
+        throw Error(fmt::format("{}: {} {} has a non-finite entry", where, what, j + 1));
+    }
+  };
+  same(c.w, w, "factor");
+  same(c.buffers, buffers, "optimizer buffer");
+  if (c.scalars.size() != scalars)
+    throw Error(fmt::format("{}: {} optimizer scalars, expected {} for this config", where,
+                            c.scalars.size(), scalars));
+  for (double v : c.scalars)
+    if (!std::isfinite(v)) throw Error(fmt::format("{}: a non-finite optimizer scalar", where));
+  if (c.iteration < 0 || c.iteration > max_iters)
+    throw Error(fmt::format("{}: iteration {} is outside [0, stop.max_iters = {}]", where,
+                            c.iteration, max_iters));
 }
 
 void write_run_directory(const std::string& dir, const RunResult& r) {

@@ -28,6 +28,12 @@ RunResult run(const Config& config, const std::vector<Callback*>& callbacks = {}
 // dir/checkpoint/ (state.json, W*.npy, B*.npy), written atomically by swapping directories.
 void write_checkpoint(const std::string& dir, const Checkpoint& c);
 Checkpoint read_checkpoint(const std::string& dir);
+// A checkpoint is outside input (a file may be edited or truncated): before resuming, its factors
+// must have the shapes of `w`, its optimizer state the counts and shapes of `buffers`/`scalars`
+// (what a fresh optimizer's state() gives), every value finite, and its iteration in
+// [0, max_iters]. Throws Error "<where>: ..." naming what differs.
+void check_checkpoint(const Checkpoint& c, const Factors& w, const Factors& buffers,
+                      std::size_t scalars, long max_iters, const std::string& where);
 
 // Writes the run directory (docs/run-directory.md): config.toml, summary.json, history.csv,
 // singular_values.csv, end_to_end.npy, init/W*.npy, factors/W*.npy, data/*. Every file atomically.
