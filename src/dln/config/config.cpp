@@ -47,8 +47,10 @@ class Reader {
   template <class T>
   void integer(const char* key, T& out) const {
     if (auto* n = get(key)) {
+      // is_integer() first: value<int64_t>() of a float such as 1e308 is undefined (fuzz_config).
+      if (!n->is_integer()) throw Error(name(key) + ": expected an integer");
       auto v = n->value<int64_t>();
-      if (!n->is_integer() || !v) throw Error(name(key) + ": expected an integer");
+      if (!v) throw Error(name(key) + ": expected an integer");
       if (*v < std::numeric_limits<T>::min() || *v > std::numeric_limits<T>::max())
         throw Error(name(key) + ": integer out of range");  // no silent wrap-around
       out = static_cast<T>(*v);

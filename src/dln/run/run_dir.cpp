@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -226,13 +227,24 @@ nlohmann::json row_json(const HistoryRow& h) {
   return j;
 }
 
+// A non-negative integer field; get<long>() of a float such as 7e125 is undefined (found by
+// fuzz_checkpoint), so a float or a negative value is malformed.
+long whole(const nlohmann::json& j, const char* key) {
+  const nlohmann::json& v = j.at(key);
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<std::uint64_t>() > LONG_MAX) ||
+      v.get<long>() < 0)
+    throw nlohmann::json::type_error::create(302, fmt::format("{}: expected an integer >= 0", key),
+                                             &v);
+  return v.get<long>();
+}
+
 HistoryRow row_from_json(const nlohmann::json& j) {
   auto vec = [](const nlohmann::json& a) {
     const auto v = a.get<std::vector<double>>();
     return Vec(Eigen::Map<const Vec>(v.data(), static_cast<Index>(v.size())));
   };
   HistoryRow h;
-  h.iteration = j.at("iteration").get<long>();
+  h.iteration = whole(j, "iteration");
   h.time = j.at("time").get<double>();
   h.loss = j.at("loss").get<double>();
   h.grad_norm = j.at("grad_norm").get<double>();
@@ -337,9 +349,9 @@ Checkpoint read_checkpoint(const std::string& dir) {
   try {
     j = nlohmann::json::parse(io::read_file(state.string()));
     Checkpoint c;
-    c.iteration = j.at("iteration").get<long>();
-    c.w = read_factors(cdir.string(), "W", j.at("factors").get<std::size_t>());
-    c.buffers = read_factors(cdir.string(), "B", j.at("buffers").get<std::size_t>());
+    c.iteration = whole(j, "iteration");
+    c.w = read_factors(cdir.string(), "W", static_cast<std::size_t>(whole(j, "factors")));
+    c.buffers = read_factors(cdir.string(), "B", static_cast<std::size_t>(whole(j, "buffers")));
     c.scalars = j.at("scalars").get<std::vector<double>>();
     for (const auto& h : j.at("history")) c.history.push_back(row_from_json(h));
     return c;
