@@ -74,6 +74,8 @@ TEST(Memory, MaxMemoryParsesSizesAndRefusesNonsense) {
   expect_error([] { with({"run.max_memory=99999999999999999999999999999999999999TiB"}); },
                "run.max_memory: '99999999999999999999999999999999999999TiB' is more than 4 EiB");
   EXPECT_EQ(with({"run.max_memory=1.7k"}).max_memory, 1740.0);  // whole bytes
+  expect_error([] { with({"run.max_memory=9223372036854775807"}); },
+               "run.max_memory: '9223372036854775807' is more than 4 EiB");
   expect_error([] { with({"run.max_memory=-1"}); },
                "run.max_memory: expected a size such as \"8GiB\" or a number of bytes >= 0");
   expect_error([] { with({"run.max_memory=1.5"}); },

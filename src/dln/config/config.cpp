@@ -209,8 +209,10 @@ Config from_table(const toml::table& t) {
     r.integer("threads", c.threads);
     r.integer("checkpoint_every", c.checkpoint_every);
     if (const auto* m = r.get("max_memory")) {
-      if (m->is_integer() && *m->value<int64_t>() >= 0)
-        c.max_memory = static_cast<double>(*m->value<int64_t>());
+      if (m->is_integer() && *m->value<int64_t>() == 0)
+        c.max_memory = 0;
+      else if (m->is_integer() && *m->value<int64_t>() > 0)  // the same 4 EiB bound (fuzz_config)
+        c.max_memory = memory::parse_bytes(std::to_string(*m->value<int64_t>()), "run.max_memory");
       else if (m->is_string())
         c.max_memory = memory::parse_bytes(*m->value<std::string>(), "run.max_memory");
       else
@@ -257,8 +259,8 @@ void Config::validate() const {
   if (checkpoint_every < 0)
     throw Error(fmt::format("run.checkpoint_every: must be >= 0, got {}", checkpoint_every));
   if (threads < 1) throw Error(fmt::format("run.threads: must be >= 1, got {}", threads));
-  if (!std::isfinite(max_memory) || max_memory < 0)
-    throw Error("run.max_memory: must be finite and >= 0");
+  if (!(max_memory >= 0 && max_memory <= 0x1p62))
+    throw Error("run.max_memory: must be in [0, 4 EiB]");
 }
 
 std::string Config::to_toml() const {
