@@ -246,9 +246,7 @@ TEST(Checks, Proposition5NeedsLossBelowOneSixth) {
   EXPECT_FALSE(vacuous.pass) << vacuous.detail;
   EXPECT_NE(vacuous.detail.find("2 trajectories never reach loss < 1/6"), std::string::npos)
       << vacuous.detail;
-  const CheckResult full = proposition5();
-  EXPECT_TRUE(full.pass) << full.detail;
-  EXPECT_EQ(full.detail.find("never reach"), std::string::npos) << full.detail;
+  // The full-length check passes: CheckTest.Passes/Proposition_5.
 }
 
 // Remark 2 over enough steps for its bound to fall by e^-3: GD at 0.45 of the step
