@@ -316,9 +316,15 @@ TEST(RatingsPredict, FormatAndUnknownIds) {
   EXPECT_EQ(rows[1].note, "unknown_user");
   EXPECT_EQ(rows[2].note, "unknown_item");
   EXPECT_EQ(rows[1].values, std::vector<double>(2, mean));
-  // The deep column is the model at (u1, m2).
+  // The deep column is mean + (W_n ... W_1)(u1, m2) of the best factors, clipped to [lo, hi].
   const Index u = d.users.find("u1"), i = d.items.find("m2");
-  EXPECT_EQ(rows[0].values[1], r.output(r.find("deep")->model(u, i)));
+  dln::Mat e2e = r.factors.front();
+  for (std::size_t j = 1; j < r.factors.size(); ++j) e2e = r.factors[j] * e2e;
+  ASSERT_EQ(e2e.rows(), d.users.size());
+  const double raw = r.output.mean + e2e(u, i);
+  EXPECT_GT(raw, r.output.lo);  // inside the range: the clip does not hide the model
+  EXPECT_LT(raw, r.output.hi);
+  EXPECT_NEAR(rows[0].values[1], raw, 1e-12 * std::abs(raw));
   const std::string csv = predictions_csv(r, rows);
   std::istringstream in(csv);
   std::string line;
@@ -366,6 +372,29 @@ TEST(CompleteCli, WritesTheOutputDirectory) {
   const std::string pred = slurp(out / "predictions.csv");
   EXPECT_EQ(pred.substr(0, pred.find('\n')), "user,item,mean,deep,note");
   EXPECT_EQ(std::count(pred.begin(), pred.end(), '\n'), 3);
+  // Each deep prediction is mean + W3 W2 W1 at (users.csv index, items.csv index), clipped.
+  const dln::Mat e2e = dln::io::read_npy_matrix((out / "factors/W3.npy").string()) *
+                       dln::io::read_npy_matrix((out / "factors/W2.npy").string()) * w1;
+  auto index_of = [](const std::string& csv, const std::string& id) {
+    const auto at = csv.find("," + id + "\n");
+    const auto start = csv.rfind('\n', at) + 1;
+    return std::stol(csv.substr(start, at - start));
+  };
+  const std::string users = slurp(out / "users.csv"), items = slurp(out / "items.csv");
+  const double mean = s["output"]["mean"], lo = s["output"]["clip_range"][0],
+               hi = s["output"]["clip_range"][1];
+  std::istringstream lines(pred);
+  std::string line;
+  std::getline(lines, line);
+  for (const auto& [user, item] : {std::pair{"u3", "m7"}, std::pair{"u0", "m0"}}) {
+    std::getline(lines, line);
+    ASSERT_EQ(line.substr(0, line.find(',', line.find(',') + 1)), std::string(user) + "," + item);
+    const auto deep_at = line.find(',', line.find(',', line.find(',') + 1) + 1) + 1;
+    const double deep = std::stod(line.substr(deep_at, line.rfind(',') - deep_at));
+    const double want =
+        std::clamp(mean + e2e(index_of(users, user), index_of(items, item)), lo, hi);
+    EXPECT_NEAR(deep, want, 1e-12 * std::abs(want)) << line;
+  }
   // Same seed, same numbers.
   const fs::path again = scratch() / "run2";
   ASSERT_EQ(run_dln(fmt::format("complete {} --out {} --width 8 --seed 2 --test-fraction 0.1 -q",

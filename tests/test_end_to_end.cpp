@@ -254,7 +254,6 @@ TEST(EndToEnd, RemarkOneLoopIntegral) {
       const Mat d1 = rng.gaussian(rows, cols, 1.0), d2 = rng.gaussian(rows, cols, 1.0);
       const LoopIntegral one = loop_integral(loss, 1, c, d1, d2, 0.8, 128);
       EXPECT_LT(std::abs(one.value) / one.scale, 1e-10);
-      EXPECT_EQ(one.value, line_integral_closed_loop(loss, 1, c, d1, d2, 0.8, 128));
       worst_one = std::max(worst_one, std::abs(one.value) / one.scale);
       const CurlPlane flat = max_curl_plane(loss, 1, c);  // Hessian: symmetric Jacobian
       EXPECT_LT(flat.curl / flat.jacobian_norm, 1e-8);
@@ -286,6 +285,87 @@ TEST(EndToEnd, RemarkOneLoopIntegral) {
       "n=1: |I|/scale <= %.2e, curl/||J|| <= %.2e; n=2..4 curl plane: |I|/scale >= %.2e, "
       "Stokes rel. error <= %.2e\n",
       worst_one, worst_curl_one, least_ratio, worst_stokes);
+}
+
+// PSD power M^p by a symmetric eigendecomposition (M^0 = I, 0^p = 0): independent of the SVD
+// that apply_preconditioner uses.
+Mat psd_power(const Mat& m, double p) {
+  if (p == 0) return Mat::Identity(m.rows(), m.cols());
+  Eigen::SelfAdjointEigenSolver<Mat> es(m);
+  Vec e = es.eigenvalues();
+  const double cut = 1e-12 * std::max(e.maxCoeff(), 0.0);
+  for (Index k = 0; k < e.size(); ++k) e(k) = e(k) > cut ? std::pow(e(k), p) : 0.0;
+  return es.eigenvectors() * e.asDiagonal() * es.eigenvectors().transpose();
+}
+
+// Remark 1's loop integral against (a) g(W) = sum_j [W W^T]^{(j-1)/n} G [W^T W]^{(n-j)/n} from
+// eigendecompositions, integrated by composite Simpson in theta, on random planes for
+// n = 1..4; (b) Green's theorem on a 1x2 W with l = 1/2 ||W - Lambda||^2, where
+// g = r^a (G + (n-1) <G, v> v), v = W / r, a = 2(n-1)/n, has the closed-form curl
+// (n-1)(n-2)/n r^{a-2} (l2 x - l1 y): zero for n = 1, 2, not for n >= 3.
+TEST(EndToEnd, LoopIntegralMatchesIndependentComputations) {
+  Rng rng(31);
+  for (const auto& [rows, cols] : std::vector<std::pair<Index, Index>>{{3, 3}, {2, 4}, {4, 2}}) {
+    const SquareRegressionLoss loss = regression(rng, rows, cols, 12);
+    const Mat c = conditioned(rng, rows, cols);  // sigma in [1, 2]; offsets <= 0.5 sqrt(2) < 1
+    Mat d1 = rng.gaussian(rows, cols, 1.0), d2 = rng.gaussian(rows, cols, 1.0);
+    d1 /= d1.norm();
+    d2 /= d2.norm();
+    const double rho = 0.5;
+    for (int n = 1; n <= 4; ++n) {
+      auto integrand = [&](double theta) {
+        const Mat w = c + rho * (std::cos(theta) * d1 + std::sin(theta) * d2);
+        const Mat dw = rho * (std::cos(theta) * d2 - std::sin(theta) * d1);
+        Mat grad;
+        loss.value_and_gradient(w, grad);
+        Mat g = Mat::Zero(rows, cols);
+        for (int j = 1; j <= n; ++j)
+          g += psd_power(w * w.transpose(), double(j - 1) / n) * grad *
+               psd_power(w.transpose() * w, double(n - j) / n);
+        return g.cwiseProduct(dw).sum();
+      };
+      const int intervals = 400;  // even
+      const double h = 2 * std::numbers::pi / intervals;
+      double simpson = integrand(0) + integrand(2 * std::numbers::pi);
+      for (int k = 1; k < intervals; ++k) simpson += (k % 2 ? 4 : 2) * integrand(k * h);
+      simpson *= h / 3;
+      const LoopIntegral li = loop_integral(loss, n, c, d1, d2, rho, 128);
+      EXPECT_LT(std::abs(li.value - simpson), 1e-10 * li.scale)
+          << rows << "x" << cols << " n=" << n << ": " << li.value << " vs " << simpson;
+    }
+  }
+  // (b) 1x2: X = sqrt(2) I, Y = Lambda X gives 1/(2m) ||W X - Y||^2 = 1/2 ||W - Lambda||^2.
+  const double l1 = 0.7, l2 = -0.4;
+  const Mat x = std::sqrt(2.0) * Mat::Identity(2, 2);
+  const SquareRegressionLoss loss(x, (Mat(1, 2) << l1, l2).finished() * x);
+  const Mat center = (Mat(1, 2) << 1.0, 0.5).finished();
+  const Mat e1 = (Mat(1, 2) << 1.0, 0.0).finished(), e2 = (Mat(1, 2) << 0.0, 1.0).finished();
+  const double rho = 0.6;  // the disk stays clear of W = 0
+  for (int n = 1; n <= 4; ++n) {
+    const double a = 2.0 * (n - 1) / n, kappa = (n - 1.0) * (n - 2.0) / n;
+    // Disk integral of the curl: Simpson in the radius (200 intervals), trapezoid in the angle.
+    const int ns = 200, na = 64;
+    double green = 0;
+    for (int i = 0; i <= ns; ++i) {
+      const double s = rho * i / ns;
+      double ring = 0;
+      for (int k = 0; k < na; ++k) {
+        const double psi = 2 * std::numbers::pi * k / na;
+        const double px = 1.0 + s * std::cos(psi), py = 0.5 + s * std::sin(psi);
+        ring += kappa * std::pow(std::hypot(px, py), a - 2) * (l2 * px - l1 * py);
+      }
+      green += (i == 0 || i == ns ? 1 : i % 2 ? 4 : 2) * s * ring * (2 * std::numbers::pi / na);
+    }
+    green *= rho / ns / 3;
+    const LoopIntegral li = loop_integral(loss, n, center, e1, e2, rho, 128);
+    if (n <= 2) {
+      EXPECT_LT(std::abs(li.value), 1e-13 * li.scale) << "n=" << n;
+    } else {
+      EXPECT_GT(std::abs(green), 1e-2 * li.scale) << "n=" << n;
+      EXPECT_LT(std::abs(li.value - green), 1e-9 * std::abs(green))
+          << "n=" << n << ": " << li.value << " vs " << green;
+    }
+  }
 }
 
 // (f) Exercise 2: gradient of phi_s(W) = l(W W^T) and the self-contained W_s dynamics.

@@ -239,5 +239,25 @@ INSTANTIATE_TEST_SUITE_P(Notes, CheckTest,
                            return n;
                          });
 
+// Proposition 5's bound is vacuous at loss >= 1/6: trajectories stopped before the loss gets
+// there (T = 0.5; the loss starts near 1/3) must fail the check, not pass it.
+TEST(Checks, Proposition5NeedsLossBelowOneSixth) {
+  const CheckResult vacuous = proposition5(0.5, 0.5);
+  EXPECT_FALSE(vacuous.pass) << vacuous.detail;
+  EXPECT_NE(vacuous.detail.find("2 trajectories never reach loss < 1/6"), std::string::npos)
+      << vacuous.detail;
+  // The full-length check passes: CheckTest.Passes/Proposition_5.
+}
+
+// Remark 2 over enough steps for its bound to fall by e^-3: GD at 0.45 of the step
+// (slower than the Remark's rate) must fail; the real check passes with phi(T) below the bound.
+TEST(Checks, Remark2BoundDecaysByEMinus3) {
+  const auto r = run_checks(1, "Remark 2");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_TRUE(r[0].pass) << r[0].detail;
+  EXPECT_LE(r[0].error, 1.0);
+  EXPECT_NE(r[0].detail.find("181038 steps"), std::string::npos) << r[0].detail;
+}
+
 }  // namespace
 }  // namespace dln

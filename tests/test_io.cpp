@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -278,13 +279,48 @@ TEST(Files, EnsureWritableDirectory) {
                file + "/sub: cannot create directory (Not a directory)");
 }
 
+// Root passes access(W_OK) anywhere, so as root (CI) the check runs in a child that drops to
+// uid/gid 65534 (nobody); the message comes back through a pipe.
 TEST(Files, NotWritableDirectory) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root can write anywhere";
   const std::string dir = temp_dir();
   const std::string ro = dir + "/ro";
   fs::create_directories(ro);
-  fs::permissions(ro, fs::perms::owner_read | fs::perms::owner_exec);
-  expect_error([&] { dln::io::ensure_writable_directory(ro); }, ro + ": not writable");
+  fs::permissions(ro, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                          fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+  auto message = [&] {
+    try {
+      dln::io::ensure_writable_directory(ro);
+      return std::string("no error");
+    } catch (const dln::Error& e) {
+      return std::string(e.what());
+    }
+  };
+  std::string got;
+  if (::geteuid() != 0) {
+    got = message();
+  } else {
+    int fd[2];
+    ASSERT_EQ(::pipe(fd), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(fd[0]);
+      const std::string m =
+          ::setresgid(65534, 65534, 65534) == 0 && ::setresuid(65534, 65534, 65534) == 0
+              ? message()
+              : "cannot drop root";
+      [[maybe_unused]] const auto n = ::write(fd[1], m.data(), m.size());
+      ::_exit(0);  // no static destructors: they would remove the parent's scratch files
+    }
+    ::close(fd[1]);
+    char buf[512];
+    ssize_t n;
+    while ((n = ::read(fd[0], buf, sizeof buf)) > 0) got.append(buf, static_cast<std::size_t>(n));
+    ::close(fd[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+  EXPECT_EQ(got, ro + ": not writable");
   fs::permissions(ro, fs::perms::owner_all);
 }
 

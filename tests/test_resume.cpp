@@ -11,13 +11,17 @@
 #include <fstream>
 #include <thread>
 
+#include "dln/io/files.hpp"
 #include "dln/io/npy.hpp"
 #include "dln/run/run_dir.hpp"
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 
 namespace dln {
 namespace {
+
+using dln::testing::expect_error;
 
 const char* kConfig = R"(
 [problem]
@@ -50,6 +54,26 @@ struct StopAt final : Callback {
   bool on_step(long t, double) override { return t < at; }
 };
 
+// The iterations a run evaluates: a resumed run starts at the checkpoint's, not at 0.
+struct Steps final : Callback {
+  long first = -1, count = 0;
+  bool on_step(long t, double) override {
+    if (count++ == 0) first = t;
+    return true;
+  }
+};
+
+// dir holds a run of kConfig ("optimizer.name=gd") killed after iteration 70 (checkpoint at 60).
+Config cut_run(const std::string& dir) {
+  const Config c = parse_config(kConfig, "resume.toml", {"optimizer.name=gd"});
+  fs::remove_all(dir);
+  StopAt stop(70);
+  run(c, {&stop}, dir);
+  return c;
+}
+
+std::string temp(const std::string& name) { return ::testing::TempDir() + "/dln_resume_" + name; }
+
 class ResumeTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ResumeTest, KilledThenResumedEqualsUninterrupted) {
@@ -62,8 +86,11 @@ TEST_P(ResumeTest, KilledThenResumedEqualsUninterrupted) {
   ASSERT_EQ(cut.summary.termination, Termination::kCallback);
   ASSERT_TRUE(fs::exists(fs::path(dir) / "checkpoint/state.json"));
   EXPECT_EQ(read_checkpoint(dir).iteration, 60);
-  const RunResult resumed = run(c, {}, dir, true);
+  Steps steps;
+  const RunResult resumed = run(c, {&steps}, dir, true);
   EXPECT_EQ(resumed.summary.iterations, 100);
+  EXPECT_EQ(steps.first, 60);  // from the checkpoint, not from init/
+  EXPECT_EQ(steps.count, 41);  // iterations 60..100
   for (std::size_t j = 0; j < full.factors.size(); ++j)
     EXPECT_EQ((resumed.factors[j] - full.factors[j]).norm(), 0.0) << "W" << j + 1;
   ASSERT_EQ(resumed.summary.history.size(), full.summary.history.size());
@@ -75,6 +102,109 @@ TEST_P(ResumeTest, KilledThenResumedEqualsUninterrupted) {
 
 INSTANTIATE_TEST_SUITE_P(Optimizers, ResumeTest,
                          ::testing::Values("gd", "momentum", "group_rmsprop", "adam"));
+
+// The resumed state is the checkpoint's: its history rows and factors are used (tampering with
+// them shows), init/ is not read.
+TEST(Resume, StateComesFromTheCheckpoint) {
+  const std::string dir = temp("tamper");
+  const Config c = cut_run(dir);
+  const RunResult full = run(c);
+  const fs::path ckpt = fs::path(dir) / "checkpoint";
+  io::write_npy((fs::path(dir) / "init/W1.npy").string(), Mat::Zero(10, 9));
+  std::string state = io::read_file((ckpt / "state.json").string());
+  const std::string first_loss = "\"loss\":";
+  const auto at = state.find(first_loss) + first_loss.size();
+  state.replace(at, state.find(',', at) - at, "123.0");
+  io::write_file_atomic((ckpt / "state.json").string(), state);
+  const RunResult resumed = run(c, {}, dir, true);
+  EXPECT_EQ(resumed.summary.history.front().loss, 123.0);
+  for (std::size_t j = 0; j < full.factors.size(); ++j)
+    EXPECT_EQ((resumed.factors[j] - full.factors[j]).norm(), 0.0) << "W" << j + 1;
+  // Changed factors in the checkpoint change the result.
+  cut_run(dir);
+  const Mat w2 = io::read_npy_matrix((ckpt / "W2.npy").string());
+  io::write_npy((ckpt / "W2.npy").string(), 1.01 * w2);
+  EXPECT_GT((run(c, {}, dir, true).end_to_end - full.end_to_end).norm(), 1e-6);
+}
+
+// A kill between the two renames of write_checkpoint leaves only checkpoint.old/: resume uses it.
+TEST(Resume, FallsBackToCheckpointOld) {
+  const std::string dir = temp("old");
+  const Config c = cut_run(dir);
+  fs::rename(fs::path(dir) / "checkpoint", fs::path(dir) / "checkpoint.old");
+  Steps steps;
+  const RunResult resumed = run(c, {&steps}, dir, true);
+  EXPECT_EQ(steps.first, 60);
+  EXPECT_EQ((resumed.end_to_end - run(c).end_to_end).norm(), 0.0);
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "checkpoint/state.json"));  // written again at 90
+}
+
+TEST(Resume, Errors) {
+  const std::string dir = temp("errors");
+  const Config c = cut_run(dir);
+  const fs::path ckpt = fs::path(dir) / "checkpoint";
+  // Another configuration's checkpoint (--set on --resume).
+  expect_error([&] { run(parse_config(kConfig, "r.toml", {"network.depth=2"}), {}, dir, true); },
+               "--resume: the checkpoint has 3 factors, the configuration 2");
+  expect_error([&] { run(parse_config(kConfig, "r.toml", {"network.width=8"}), {}, dir, true); },
+               "--resume: checkpoint W1 is 10x9, the configuration's 8x9");
+  expect_error(
+      [&] { run(parse_config(kConfig, "r.toml", {"optimizer.name=momentum"}), {}, dir, true); },
+      "--resume: the checkpoint has 0 optimizer buffers, the configuration 3");
+  expect_error(
+      [&] { run(parse_config(kConfig, "r.toml", {"optimizer.name=adam"}), {}, dir, true); },
+      "--resume: the checkpoint has 0 optimizer buffers, the configuration 6");
+  expect_error(
+      [&] {
+        run(parse_config(kConfig, "r.toml", {"optimizer.name=gradient_flow", "optimizer.time=1"}),
+            {}, dir, true);
+      },
+      "--resume: continuous optimizers write no checkpoints");
+  // A missing factor file, a malformed state.json, no checkpoint at all.
+  fs::rename(ckpt / "W2.npy", ckpt / "W2.bak");
+  expect_error([&] { run(c, {}, dir, true); }, (ckpt / "W2.npy").string() + ": cannot open");
+  fs::rename(ckpt / "W2.bak", ckpt / "W2.npy");
+  io::write_file_atomic((ckpt / "state.json").string(), "{\"iteration\": 60}");
+  expect_error([&] { read_checkpoint(dir); },
+               (ckpt / "state.json").string() +
+                   ": malformed checkpoint ([json.exception.out_of_range.403] key 'factors' not "
+                   "found)");
+  fs::remove_all(ckpt);
+  expect_error([&] { run(c, {}, dir, true); },
+               (ckpt / "state.json").string() + ": no checkpoint to resume from");
+}
+
+// `dln train --resume` misuse: exit code 2 and one line on stderr.
+TEST(Resume, CliErrors) {
+  const char* bin = std::getenv("DLN_BIN");
+  ASSERT_NE(bin, nullptr);
+  const fs::path dir = temp("cli");
+  cut_run(dir.string());
+  auto dln = [&](const std::string& args, int& code) {
+    const std::string err = (dir / "stderr.txt").string();
+    const int status =
+        std::system((std::string(bin) + " " + args + " >/dev/null 2>" + err).c_str());
+    code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return io::read_file(err);
+  };
+  int code = 0;
+  EXPECT_EQ(dln("train --resume " + dir.string() + " --out " + dir.string(), code),
+            "dln: error: --resume: takes the run directory alone (its config.toml is used)\n");
+  EXPECT_EQ(code, 2);
+  EXPECT_EQ(dln("train --config " + (dir / "config.toml").string(), code),
+            "dln: error: train: --config and --out are required (or --resume DIR)\n");
+  EXPECT_EQ(code, 2);
+  EXPECT_EQ(dln("train --quiet --resume " + dir.string() + " --set optimizer.name=adam", code),
+            "dln: error: --resume: the checkpoint has 0 optimizer buffers, the configuration 6\n");
+  EXPECT_EQ(code, 2);
+  EXPECT_FALSE(fs::exists(dir / "summary.json"));
+  EXPECT_EQ(dln("train --quiet --resume " + dir.string(), code), "");
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(
+      dln("train --quiet --resume " + dir.string(), code),
+      "dln: error: " + dir.string() + ": the run is already complete (summary.json exists)\n");
+  EXPECT_EQ(code, 2);
+}
 
 TEST(Resume, CliKillMinusNineThenResume) {
   const char* bin = std::getenv("DLN_BIN");

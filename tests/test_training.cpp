@@ -2,6 +2,9 @@
 // discrete steps; balanced initialization (Procedure 1); stopping rules.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "dln/core/rng.hpp"
 #include "dln/diagnostics/metrics.hpp"
 #include "dln/init/initializers.hpp"
@@ -200,6 +203,42 @@ TEST(Stopping, CallbackCanStopTheRun) {
   Summary s = run_scalar(0.01, stop, {&cb});
   EXPECT_EQ(s.termination, Termination::kCallback);
   EXPECT_EQ(s.iterations, 7);
+}
+
+// stop.max_seconds: a callback sleeps 2 ms at iteration 5 (time passes for sure, whatever the
+// clock or the sanitizers); the run must end by time_limit there, with its last iterate recorded.
+// Only the termination is asserted, no wall time.
+struct SleepAt final : Callback {
+  long at;
+  explicit SleepAt(long a) : at(a) {}
+  bool on_step(long t, double) override {
+    if (t == at) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return true;
+  }
+};
+
+TEST(Stopping, TimeLimitEndsTheRun) {
+  SleepAt sleep(5);
+  StopOptions stop;
+  stop.max_iters = 100000;
+  stop.max_seconds = 1e-3;
+  const Summary s = run_scalar(1e-3, stop, {&sleep});
+  EXPECT_EQ(s.termination, Termination::kTimeLimit);
+  EXPECT_EQ(to_string(s.termination), "time_limit");
+  EXPECT_LE(s.iterations, 5);
+  EXPECT_EQ(s.history.back().iteration, s.iterations);
+  // Gradient flow: the same rule between accepted ODE steps.
+  static CompletionLoss loss = one_entry();
+  Objective obj({1, 1, 1}, loss);
+  Factors w{scalar(0.5), scalar(0.5)};
+  FlowOptions flow;
+  flow.time = 100;
+  flow.record_dt = 0.01;  // on_step every 0.01: the sleep at the 3rd comes early
+  SleepAt sleep_flow(3);
+  const Summary f =
+      train_gradient_flow(obj, w, flow, stop, RecordOptions{}, nullptr, {&sleep_flow});
+  EXPECT_EQ(f.termination, Termination::kTimeLimit);
+  EXPECT_LT(f.time, 100);
 }
 
 // RecordOptions::end_to_end = false (dln complete on huge matrices): the factors follow the same

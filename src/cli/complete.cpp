@@ -62,7 +62,12 @@ int run_complete(CompleteArgs& a) {
   o.center = !a.no_center;
   o.clip = !a.no_clip;
   o.run_deep = !a.no_deep;
-  o.deep.optimizer.kind = parse_optimizer(a.optimizer);
+  try {
+    o.deep.optimizer.kind = parse_optimizer(a.optimizer);
+  } catch (const Error&) {  // its message names the TOML key optimizer.name
+    throw Error(fmt::format("--optimizer: must be gd, momentum, group_rmsprop or adam, got {}",
+                            a.optimizer));
+  }
   o.deep.seed = o.split.seed;
   o.baselines.seed = o.split.seed + 1;
   o.baselines.methods.clear();
