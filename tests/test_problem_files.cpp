@@ -142,9 +142,12 @@ TEST(ProblemFiles, RegressionErrors) {
   expect_error([&] { make_problem(c); },
                path("X.npy") + ": expected 4 rows (problem.cols = d_0), got 3");
   c = regression_config("lp_regression");
-  c.y_file.clear();
-  c.labels_file = path("labels.npy");  // still "from files", but no y
+  c.y_file.clear();  // still "from files" (x_file), but no y
   expect_error([&] { make_problem(c); }, "problem.y_file: required for lp_regression from files");
+  c.labels_file = path("labels.npy");  // another kind's file: refused, not ignored
+  expect_error([&] { make_problem(c); },
+               "problem.labels_file: not read by kind = \"lp_regression\"");
+  c.labels_file.clear();
   c = regression_config("regression");
   c.rows = 3;
   expect_error([&] { make_problem(c); }, path("Y.npy") + ": expected shape 3x4");
@@ -160,9 +163,11 @@ TEST(ProblemFiles, RegressionErrors) {
 
 TEST(ProblemFiles, LogisticErrors) {
   ProblemConfig c = regression_config("logistic");
-  c.labels_file.clear();
-  c.y_file = path("Y.npy");  // from files, but no labels
+  c.labels_file.clear();  // from files (x_file), but no labels
   expect_error([&] { make_problem(c); }, "problem.labels_file: required for logistic from files");
+  c.y_file = path("Y.npy");
+  expect_error([&] { make_problem(c); }, "problem.y_file: not read by kind = \"logistic\"");
+  c.y_file.clear();
   c = regression_config("logistic");
   io::write_npy(path("l3.npy"), std::vector<double>{0, 1, 1});
   c.labels_file = path("l3.npy");

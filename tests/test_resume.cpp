@@ -145,15 +145,15 @@ TEST(Resume, Errors) {
   const fs::path ckpt = fs::path(dir) / "checkpoint";
   // Another configuration's checkpoint (--set on --resume).
   expect_error([&] { run(parse_config(kConfig, "r.toml", {"network.depth=2"}), {}, dir, true); },
-               "--resume: the checkpoint has 3 factors, the configuration 2");
+               ckpt.string() + ": 3 factor matrices, expected 2 for this config");
   expect_error([&] { run(parse_config(kConfig, "r.toml", {"network.width=8"}), {}, dir, true); },
-               "--resume: checkpoint W1 is 10x9, the configuration's 8x9");
+               ckpt.string() + ": factor 1 is 10x9, expected 8x9 for this config");
   expect_error(
       [&] { run(parse_config(kConfig, "r.toml", {"optimizer.name=momentum"}), {}, dir, true); },
-      "--resume: the checkpoint has 0 optimizer buffers, the configuration 3");
+      ckpt.string() + ": 0 optimizer buffer matrices, expected 3 for this config");
   expect_error(
       [&] { run(parse_config(kConfig, "r.toml", {"optimizer.name=adam"}), {}, dir, true); },
-      "--resume: the checkpoint has 0 optimizer buffers, the configuration 6");
+      ckpt.string() + ": 0 optimizer buffer matrices, expected 6 for this config");
   expect_error(
       [&] {
         run(parse_config(kConfig, "r.toml", {"optimizer.name=gradient_flow", "optimizer.time=1"}),
@@ -195,7 +195,8 @@ TEST(Resume, CliErrors) {
             "dln: error: train: --config and --out are required (or --resume DIR)\n");
   EXPECT_EQ(code, 2);
   EXPECT_EQ(dln("train --quiet --resume " + dir.string() + " --set optimizer.name=adam", code),
-            "dln: error: --resume: the checkpoint has 0 optimizer buffers, the configuration 6\n");
+            "dln: error: " + (dir / "checkpoint").string() +
+                ": 0 optimizer buffer matrices, expected 6 for this config\n");
   EXPECT_EQ(code, 2);
   EXPECT_FALSE(fs::exists(dir / "summary.json"));
   EXPECT_EQ(dln("train --quiet --resume " + dir.string(), code), "");

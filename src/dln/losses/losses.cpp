@@ -25,6 +25,8 @@ CompletionLoss::CompletionLoss(Index rows, Index cols, std::vector<Index> r, std
   if (r_.size() != b_.size() || c_.size() != b_.size())
     throw Error("completion loss: row, col and value arrays differ in length");
   if (b_.empty()) throw Error("problem.observations: no observations");
+  for (double v : b_)
+    if (!std::isfinite(v)) throw Error("completion loss: non-finite observed value");
   for (std::size_t i = 0; i < b_.size(); ++i)
     if (r_[i] < 0 || r_[i] >= rows_ || c_[i] < 0 || c_[i] >= cols_)
       throw Error("completion loss: observation index out of range");
@@ -57,6 +59,8 @@ SensingLoss::SensingLoss(Index rows, Index cols, Mat a, Vec b, Reduction reducti
   if (a_.rows() != b_.size() || a_.cols() != rows_ * cols_)
     throw Error("sensing loss: measurement matrices and values have inconsistent shapes");
   if (b_.size() == 0) throw Error("problem.observations: no measurements");
+  if (!a_.allFinite() || !b_.allFinite())
+    throw Error("sensing loss: non-finite measurement matrix or value");
   coef_ = reduction_coef(reduction, b_.size());
   res_.resize(b_.size());
 }
@@ -80,6 +84,8 @@ double SensingLoss::value_and_gradient(const Mat& w, Mat& g) const {
 SquareRegressionLoss::SquareRegressionLoss(Mat x, Mat y) : x_(std::move(x)), y_(std::move(y)) {
   if (x_.cols() != y_.cols()) throw Error("regression loss: X and Y differ in sample count");
   if (x_.cols() == 0) throw Error("problem.samples: no samples");
+
+  if (!x_.allFinite() || !y_.allFinite()) throw Error("regression loss: non-finite X or Y");
   res_.resize(y_.rows(), y_.cols());
 }
 
@@ -103,6 +109,7 @@ LpRegressionLoss::LpRegressionLoss(Mat x, Mat y, int p)
   if (p_ < 2 || p_ % 2 != 0) throw Error("problem.p: must be an even integer >= 2");
   if (x_.cols() != y_.cols()) throw Error("lp regression loss: X and Y differ in sample count");
   if (x_.cols() == 0) throw Error("problem.samples: no samples");
+  if (!x_.allFinite() || !y_.allFinite()) throw Error("lp regression loss: non-finite X or Y");
   res_.resize(y_.rows(), y_.cols());
 }
 
@@ -127,6 +134,7 @@ LogisticLoss::LogisticLoss(Mat x, std::vector<Index> labels, Index classes)
   if (static_cast<Index>(labels_.size()) != x_.cols())
     throw Error("logistic loss: X and labels differ in sample count");
   if (labels_.empty()) throw Error("problem.samples: no samples");
+  if (!x_.allFinite()) throw Error("logistic loss: non-finite X");
   for (Index y : labels_)
     if (y < 0 || y >= classes_) throw Error("logistic loss: label out of range [0, rows)");
   z_.resize(classes_, x_.cols());

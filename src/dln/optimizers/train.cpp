@@ -122,33 +122,6 @@ bool Recorder::record(long iteration, double time, double loss, double grad_norm
 
 }  // namespace detail
 
-namespace {
-
-// A checkpoint resumed under a changed config (--set on --resume) must match the network and the
-// optimizer's state in count and shape; restoring it otherwise reads out of bounds.
-void check_resumable(const Checkpoint& c, const Factors& w, const Optimizer& optimizer) {
-  auto same = [](const Factors& a, const Factors& b, const char* what, const char* name) {
-    if (a.size() != b.size())
-      throw Error(fmt::format("--resume: the checkpoint has {} {}, the configuration {}", a.size(),
-                              what, b.size()));
-    for (std::size_t j = 0; j < a.size(); ++j)
-      if (a[j].rows() != b[j].rows() || a[j].cols() != b[j].cols())
-        throw Error(fmt::format("--resume: checkpoint {}{} is {}x{}, the configuration's {}x{}",
-                                name, j + 1, a[j].rows(), a[j].cols(), b[j].rows(), b[j].cols()));
-  };
-  same(c.w, w, "factors", "W");
-  Factors buffers;
-  std::vector<double> scalars;
-  optimizer.state(buffers, scalars);
-  same(c.buffers, buffers, "optimizer buffers", "B");
-  if (c.scalars.size() != scalars.size())
-    throw Error(
-        fmt::format("--resume: the checkpoint has {} optimizer scalars, the configuration {}",
-                    c.scalars.size(), scalars.size()));
-}
-
-}  // namespace
-
 Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const StopOptions& stop,
               const RecordOptions& record, const Mat* ground_truth,
               const std::vector<Callback*>& callbacks, const CheckpointOptions* checkpoints,
@@ -168,7 +141,6 @@ Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const Stop
 
   long t = 0;
   if (resume) {
-    check_resumable(*resume, w, optimizer);
     t = resume->iteration;
     w = resume->w;
     optimizer.restore(resume->buffers, resume->scalars);

@@ -50,6 +50,23 @@ void ProblemConfig::validate() const {
   if (!std::isfinite(noise) || noise < 0) throw Error("problem.noise: must be finite and >= 0");
   if (!std::isfinite(sensing_std) || sensing_std < 0)
     throw Error("problem.sensing_std: must be finite and >= 0");
+  // A data file of another kind would be ignored and the data made up: refuse it.
+  const std::pair<const char*, const std::string*> files[] = {
+      {"observations_file", &observations_file},
+      {"sensing_file", &sensing_file},
+      {"measurements_file", &measurements_file},
+      {"x_file", &x_file},
+      {"y_file", &y_file},
+      {"labels_file", &labels_file}};
+  for (const auto& [key, value] : files) {
+    const std::string k = key;
+    const bool used = kind == "completion" ? k == "observations_file"
+                      : kind == "sensing"  ? (k == "sensing_file" || k == "measurements_file")
+                      : kind == "logistic" ? (k == "x_file" || k == "labels_file")
+                                           : (k == "x_file" || k == "y_file");
+    if (!value->empty() && !used)
+      throw Error(fmt::format("problem.{}: not read by kind = \"{}\"", key, kind));
+  }
   if (from_files()) return;
   if (rank <= 0) throw Error(fmt::format("problem.rank: must be > 0, got {}", rank));
   if (rank > std::min(rows, cols))
