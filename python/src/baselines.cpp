@@ -5,6 +5,7 @@
 #include "dln/baselines/als.hpp"
 #include "dln/baselines/nuclear_norm.hpp"
 #include "dln/baselines/soft_impute.hpp"
+#include "dln/core/memory.hpp"
 
 namespace dlnpy {
 
@@ -49,6 +50,14 @@ py::dict soft_impute_result(dln::SoftImputeResult&& x) {
   return d;
 }
 
+// The memory guard (docs/reliability.md): `copies` dense rows x cols matrices, before any.
+void require_dense(Index rows, Index cols, double copies) {
+  dln::memory::Estimate need;
+  need.add("rows, cols", fmt::format("{} dense {}x{} matrices", copies, rows, cols),
+           8.0 * copies * static_cast<double>(rows) * static_cast<double>(cols));
+  dln::memory::require(need, 0, "memory");
+}
+
 dln::SoftImputeOptions soft_impute_options(double lambda, double tol, long max_iters,
                                            Index max_rank, const std::string& method,
                                            bool accelerate, bool continuation, std::uint64_t seed) {
@@ -72,6 +81,7 @@ void init_baselines(py::module_& m) {
       "min_nuclear_norm_completion",
       [](Index rows, Index cols, py::handle r, py::handle c, py::handle b, double tol,
          double rel_gap, long max_iters, double rho) {
+        require_dense(rows, cols, 8);
         auto o = observations(r, c, b);
         dln::NuclearNormOptions opt{tol, rel_gap, max_iters, rho};
         dln::NuclearNormResult res{};
@@ -139,6 +149,7 @@ void init_baselines(py::module_& m) {
       [](Index rows, Index cols, py::handle r, py::handle c, py::handle b, double lambda,
          double tol, long max_iters, Index max_rank, const std::string& method, bool accelerate,
          bool continuation, std::uint64_t seed, const dln::LowRank* warm_start) {
+        if (method == "dense") require_dense(rows, cols, 6);  // X, Z and the SVD work
         auto o = observations(r, c, b);
         auto opt = soft_impute_options(lambda, tol, max_iters, max_rank, method, accelerate,
                                        continuation, seed);
@@ -160,6 +171,7 @@ void init_baselines(py::module_& m) {
       [](Index rows, Index cols, py::handle r, py::handle c, py::handle b, py::handle lambdas,
          Index points, double min_ratio, double tol, long max_iters, Index max_rank,
          const std::string& method) {
+        if (method == "dense") require_dense(rows, cols, 6);
         auto o = observations(r, c, b);
         const dln::SoftImputeOptions defaults;
         auto opt = soft_impute_options(0, tol, max_iters, max_rank, method, defaults.accelerate,
