@@ -225,8 +225,8 @@ TEST(BlasKernel, SameKernelSameBitsOtherKernelSameTrajectory) {
 TEST(BlasGemm, EveryPathMatchesAPlainLoopProduct) {
   // Shapes on both sides of the small-product path (every dimension <= 32), with tails that are
   // not multiples of the vector width, in every transpose form, with and without beta.
-  const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {20, 20, 20}, {32, 31, 29}, {33, 20, 20},
-                           {20, 40, 20}, {17, 9, 64}};
+  const int shapes[][3] = {{1, 1, 1},    {3, 5, 7},    {20, 20, 20}, {32, 31, 29},
+                           {33, 20, 20}, {20, 40, 20}, {17, 9, 64}};
   dln::Rng rng(9);
   for (const auto& s : shapes)
     for (int t = 0; t < 4; ++t)
@@ -238,8 +238,8 @@ TEST(BlasGemm, EveryPathMatchesAPlainLoopProduct) {
         const Mat c0 = rng.gaussian(m, n, 1.0);
         Mat c = c0;
         dln::blas::gemm(a, ta, b, tb, c, 2.0, beta);
-        const Mat ref = 2.0 * (ta ? Mat(a.transpose()) : a) * (tb ? Mat(b.transpose()) : b) +
-                        beta * c0;
+        const Mat ref =
+            2.0 * (ta ? Mat(a.transpose()) : a) * (tb ? Mat(b.transpose()) : b) + beta * c0;
         EXPECT_LE((c - ref).cwiseAbs().maxCoeff(), 1e-13 * k)
             << m << "x" << n << "x" << k << " ta=" << ta << " tb=" << tb << " beta=" << beta;
       }

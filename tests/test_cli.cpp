@@ -9,38 +9,22 @@
 #include <nlohmann/json.hpp>
 
 #include "dln/io/npy.hpp"
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code;
-  std::string err;
-};
+using Result = dln::testing::CliResult;
 
 fs::path scratch() {
-  static fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("dln_cli_test_" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = dln::testing::scratch_dir("dln_cli_test");
   return dir;
 }
 
 void write(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
 
-Result run_dln(const std::string& args) {
-  const char* bin = std::getenv("DLN_BIN");
-  EXPECT_NE(bin, nullptr) << "DLN_BIN must point at the dln binary";
-  const fs::path err = scratch() / "stderr.txt";
-  const std::string cmd =
-      std::string(bin ? bin : "dln") + " " + args + " >/dev/null 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  std::ifstream in(err);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
-}
+Result run_dln(const std::string& args) { return dln::testing::run_dln(args, scratch()); }
 
 const char* kConfig = R"([problem]
 kind = "completion"

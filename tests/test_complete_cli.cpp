@@ -15,18 +15,14 @@
 
 #include "dln/core/rng.hpp"
 #include "dln/io/npy.hpp"
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
 fs::path scratch() {
-  static const fs::path dir = [] {
-    const fs::path d =
-        fs::temp_directory_path() / ("dln_complete_cli_" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = dln::testing::scratch_dir("dln_complete_cli");
   return dir;
 }
 
@@ -35,20 +31,9 @@ std::string slurp(const fs::path& p) {
   return std::string((std::istreambuf_iterator<char>(in)), {});
 }
 
-struct Result {
-  int code;
-  std::string err;
-};
+using Result = dln::testing::CliResult;
 
-Result run_dln(const std::string& args) {
-  const char* bin = std::getenv("DLN_BIN");
-  EXPECT_NE(bin, nullptr) << "DLN_BIN must point at the dln binary";
-  const fs::path err = scratch() / "stderr.txt";
-  const std::string cmd =
-      std::string(bin ? bin : "dln") + " " + args + " >/dev/null 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(err)};
-}
+Result run_dln(const std::string& args) { return dln::testing::run_dln(args, scratch()); }
 
 // 30 users x 20 items, about half the cells: 3 + a rank-2 signal + noise 0.05.
 const fs::path& ratings() {

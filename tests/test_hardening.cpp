@@ -20,25 +20,14 @@ using testing::expect_error;
 namespace fs = std::filesystem;
 
 fs::path scratch() {
-  static fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("dln_hardening_test_" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = testing::scratch_dir("dln_hardening_test");
   return dir;
 }
 
 // The dln binary's exit code and stderr.
 std::pair<int, std::string> run_dln(const std::string& args) {
-  const char* bin = std::getenv("DLN_BIN");
-  EXPECT_NE(bin, nullptr) << "DLN_BIN must point at the dln binary";
-  const fs::path err = scratch() / "stderr.txt";
-  const std::string cmd =
-      std::string(bin ? bin : "dln") + " " + args + " >/dev/null 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  std::ifstream in(err);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-          std::string((std::istreambuf_iterator<char>(in)), {})};
+  auto r = testing::run_dln(args, scratch());
+  return {r.code, r.err};
 }
 
 Config with(const std::vector<std::string>& sets) { return parse_config("", "test", sets); }

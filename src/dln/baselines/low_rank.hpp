@@ -63,6 +63,10 @@ Observed make_observed(const char* who, Index rows, Index cols, const std::vecto
 // sqrt(mean_i (X(r_i, c_i) - b_i)^2) over the observations.
 double observed_rmse(const Observed& obs, const LowRank& x);
 
+// ||A1 B1^T - A2 B2^T||_F, accurate to rounding relative to ||A1 B1^T|| + ||A2 B2^T|| (thin QRs
+// of [A1 A2] and [B1 -B2]; no product is formed).
+double factored_distance(const Mat& a1, const Mat& b1, const Mat& a2, const Mat& b2);
+
 }  // namespace detail
 
 }  // namespace dln
