@@ -305,12 +305,7 @@ void init_objects(py::module_& m) {
         py::dict d;
         if (!problem.is_none()) d["problem"] = problem;
         dln::Config c = to_config(d, py::none());
-        dln::memory::Estimate need;  // the problem's data only: no network yet
-        for (const auto& item : c.memory_estimate().items)
-          if (item.field.rfind("problem.", 0) == 0 &&
-              item.what.find("network") == std::string::npos)
-            need.items.push_back(item);
-        dln::memory::require(need, 0, "run.max_memory");
+        dln::memory::require(c.problem.memory_estimate(), 0, "run.max_memory");  // no network yet
         return std::make_unique<dln::Problem>(dln::make_problem(c.problem));
       },
       py::arg("problem") = py::none(),

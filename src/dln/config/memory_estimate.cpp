@@ -77,22 +77,10 @@ memory::Estimate Config::memory_estimate() const {
   e.add(factor_field,
         fmt::format("factors, gradients and optimizer state of the {} network", dims_text(d, n)),
         8.0 * factor_copies(optimizer) * factor_entries);
-  // W_{n:1}, the ground truth (and its U V^T), the dense loss gradient, record-time SVDs.
-  e.add("problem.rows, problem.cols",
-        fmt::format("{}x{} end-to-end matrices and ground truth", p.rows, p.cols),
-        8.0 * 5 * entries);
-  if (!p.from_files()) {
-    const double m = static_cast<double>(p.observations), samples = static_cast<double>(p.samples);
-    if (p.kind == "completion")  // entries, the loss's copies and CSR order, the sampler's set
-      e.add("problem.observations", fmt::format("{} observed entries", p.observations), 160.0 * m);
-    else if (p.kind == "sensing")  // A (m x rows*cols) and its C-order copy in data/
-      e.add("problem.observations",
-            fmt::format("{} sensing matrices of {}x{}", p.observations, p.rows, p.cols),
-            8.0 * 2 * m * entries);
-    else
-      e.add("problem.samples", fmt::format("{} samples", p.samples),
-            8.0 * 3 * (rows + cols) * samples);
-  }
+  // W_{n:1}, the dense loss gradient, record-time SVDs; then the problem's data.
+  e.add("problem.rows, problem.cols", fmt::format("{}x{} end-to-end matrices", p.rows, p.cols),
+        8.0 * 3 * entries);
+  for (auto& item : p.memory_estimate().items) e.items.push_back(std::move(item));
   const double records =
       static_cast<double>(stop.max_iters) / static_cast<double>(std::max<long>(record.every, 1)) +
       2;

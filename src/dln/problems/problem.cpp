@@ -85,6 +85,25 @@ void ProblemConfig::validate() const {
   }
 }
 
+memory::Estimate ProblemConfig::memory_estimate() const {
+  memory::Estimate e;
+  const double r = static_cast<double>(rows), c = static_cast<double>(cols);
+  // The ground truth and, when synthetic, its U V^T.
+  e.add("problem.rows, problem.cols", fmt::format("{}x{} ground truth", rows, cols),
+        8.0 * 2 * r * c);
+  if (from_files()) return e;  // bounded by the files' sizes
+  const double m = static_cast<double>(observations), n = static_cast<double>(samples);
+  if (kind == "completion")  // entries, the loss's copies and CSR order, the sampler's set
+    e.add("problem.observations", fmt::format("{} observed entries", observations), 160.0 * m);
+  else if (kind == "sensing")  // A (m x rows*cols) and its C-order copy in data/
+    e.add("problem.observations",
+          fmt::format("{} sensing matrices of {}x{}", observations, rows, cols),
+          8.0 * 2 * m * r * c);
+  else
+    e.add("problem.samples", fmt::format("{} samples", samples), 8.0 * 3 * (r + c) * n);
+  return e;
+}
+
 Mat low_rank_ground_truth(Index rows, Index cols, Index rank, std::uint64_t seed) {
   Rng rng(seed);
   return scaled_low_rank(rng, rows, cols, rank);

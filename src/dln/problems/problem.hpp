@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "dln/core/memory.hpp"
 #include "dln/io/files.hpp"
 #include "dln/losses/loss.hpp"
 
@@ -32,6 +33,8 @@ struct ProblemConfig {
   std::string ground_truth_file;  // optional .npy rows x cols
   bool from_files() const;
   void validate() const;  // throws Error naming problem.<key>
+  // What make_problem allocates (the memory guard; Config::memory_estimate adds the network).
+  memory::Estimate memory_estimate() const;
 };
 
 struct Problem {
