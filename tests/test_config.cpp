@@ -76,7 +76,7 @@ TEST(Config, BadInputsNameTheField) {
                "logistic; got \"foo\"");
   expect_error([] { with({"optimizer.name=sgd"}); },
                "optimizer.name: expected one of gd, group_rmsprop, momentum, adam, gradient_flow, "
-               "end_to_end; got \"sgd\"");
+               "end_to_end, adagrad, adadelta; got \"sgd\"");
   expect_error([] { with({"optimizer.lr=-1"}); }, "optimizer.lr: must be finite and > 0");
   expect_error([] { with({"optimizer.lr=nan"}); }, "optimizer.lr: must be finite and > 0");
   expect_error([] { with({"problem.rows=\"ten\""}); }, "problem.rows: expected an integer");

@@ -101,7 +101,8 @@ TEST_P(ResumeTest, KilledThenResumedEqualsUninterrupted) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Optimizers, ResumeTest,
-                         ::testing::Values("gd", "momentum", "group_rmsprop", "adam"));
+                         ::testing::Values("gd", "momentum", "group_rmsprop", "adam", "adagrad",
+                                           "adadelta"));
 
 // The resumed state is the checkpoint's: its history rows and factors are used (tampering with
 // them shows), init/ is not read.

@@ -383,6 +383,7 @@ void init_objects(py::module_& m) {
       .def_readwrite("bias_correction", &dln::OptimizerOptions::bias_correction)
       .def_readwrite("beta1", &dln::OptimizerOptions::beta1)
       .def_readwrite("beta2", &dln::OptimizerOptions::beta2)
+      .def_readwrite("rho", &dln::OptimizerOptions::rho)
       .def_readwrite("time", &dln::OptimizerOptions::time)
       .def_readwrite("rtol", &dln::OptimizerOptions::rtol)
       .def_readwrite("atol", &dln::OptimizerOptions::atol)

@@ -24,8 +24,8 @@ const std::map<std::string, std::set<std::string>>& schema() {
         "x_file", "y_file", "labels_file", "ground_truth_file"}},
       {"network", {"depth", "width", "widths", "init", "init_scale", "seed", "init_path"}},
       {"optimizer",
-       {"name", "lr", "momentum", "alpha", "eps", "bias_correction", "beta1", "beta2", "time",
-        "rtol", "atol", "max_steps", "depth"}},
+       {"name", "lr", "momentum", "alpha", "eps", "bias_correction", "beta1", "beta2", "rho",
+        "time", "rtol", "atol", "max_steps", "depth"}},
       {"stop", {"max_iters", "loss_tol", "max_seconds", "divergence_threshold"}},
       {"record", {"every", "singular_values", "dt", "analytic"}},
       {"run", {"threads", "checkpoint_every", "max_memory"}},
@@ -184,6 +184,7 @@ Config from_table(const toml::table& t) {
     r.boolean("bias_correction", o.bias_correction);
     r.real("beta1", o.beta1);
     r.real("beta2", o.beta2);
+    r.real("rho", o.rho);
     r.real("time", o.time);
     r.real("rtol", o.rtol);
     r.real("atol", o.atol);
@@ -307,6 +308,7 @@ std::string Config::to_toml() const {
                        {"bias_correction", optimizer.bias_correction},
                        {"beta1", optimizer.beta1},
                        {"beta2", optimizer.beta2},
+                       {"rho", optimizer.rho},
                        {"time", optimizer.time},
                        {"rtol", optimizer.rtol},
                        {"atol", optimizer.atol},

@@ -9,8 +9,19 @@
 
 namespace dln {
 
-// kGradientFlow: Eq. 2 as an ODE; kEndToEnd: Theorem 1 / Claim 1 on W_{n:1} alone.
-enum class OptimizerKind { kGd, kGroupRmsprop, kMomentum, kAdam, kGradientFlow, kEndToEnd };
+// kGradientFlow: Eq. 2 as an ODE; kEndToEnd: Theorem 1 / Claim 1 on W_{n:1} alone; kAdagrad
+// (Duchi, Hazan, Singer 2011) and kAdadelta (Zeiler 2012): the per-entry adaptive baselines of
+// Claim 1's experiment.
+enum class OptimizerKind {
+  kGd,
+  kGroupRmsprop,
+  kMomentum,
+  kAdam,
+  kGradientFlow,
+  kEndToEnd,
+  kAdagrad,
+  kAdadelta
+};
 OptimizerKind parse_optimizer(const std::string& s);  // throws Error naming optimizer.name
 std::string to_string(OptimizerKind k);
 
@@ -20,9 +31,11 @@ struct OptimizerOptions {
   double lr = 0.01;       // step size (eta)
   double momentum = 0.9;  // momentum: v <- momentum v + g; W <- W - lr v
   double alpha = 0.99;    // group_rmsprop: s <- alpha s + (1 - alpha) sum_j ||g_j||_F^2
-  double eps = -1;        // group_rmsprop default 1e-4, adam default 1e-8 (-1 = kind's default)
+  // -1 = the kind's default: group_rmsprop 1e-4, adam 1e-8, adagrad 1e-10, adadelta 1e-6.
+  double eps = -1;
   bool bias_correction = true;        // group_rmsprop: divide s by (1 - alpha^t)
   double beta1 = 0.9, beta2 = 0.999;  // adam
+  double rho = 0.95;                  // adadelta: decay of the running E[g^2] and E[dW^2]
   double time = 0;  // gradient_flow (required) / end_to_end (0: discrete steps of lr)
   double rtol = 1e-8, atol = 1e-12;  // continuous optimizers: ODE tolerances
   long max_steps = 10'000'000;       // continuous optimizers: ODE step budget

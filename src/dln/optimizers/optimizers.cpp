@@ -12,9 +12,11 @@ OptimizerKind parse_optimizer(const std::string& s) {
   if (s == "adam") return OptimizerKind::kAdam;
   if (s == "gradient_flow") return OptimizerKind::kGradientFlow;
   if (s == "end_to_end") return OptimizerKind::kEndToEnd;
+  if (s == "adagrad") return OptimizerKind::kAdagrad;
+  if (s == "adadelta") return OptimizerKind::kAdadelta;
   throw Error(
       "optimizer.name: expected one of gd, group_rmsprop, momentum, adam, gradient_flow, "
-      "end_to_end; got \"" +
+      "end_to_end, adagrad, adadelta; got \"" +
       s + "\"");
 }
 
@@ -32,13 +34,26 @@ std::string to_string(OptimizerKind k) {
       return "gradient_flow";
     case OptimizerKind::kEndToEnd:
       return "end_to_end";
+    case OptimizerKind::kAdagrad:
+      return "adagrad";
+    case OptimizerKind::kAdadelta:
+      return "adadelta";
   }
   return "?";
 }
 
 double OptimizerOptions::resolved_eps() const {
   if (eps >= 0) return eps;
-  return kind == OptimizerKind::kAdam ? 1e-8 : 1e-4;
+  switch (kind) {
+    case OptimizerKind::kAdam:
+      return 1e-8;
+    case OptimizerKind::kAdagrad:
+      return 1e-10;
+    case OptimizerKind::kAdadelta:
+      return 1e-6;
+    default:
+      return 1e-4;
+  }
 }
 
 bool OptimizerOptions::IsValid(std::string* error) const {
@@ -52,6 +67,7 @@ bool OptimizerOptions::IsValid(std::string* error) const {
   if (!std::isfinite(eps) || (eps < 0 && eps != -1)) return fail("optimizer.eps: must be >= 0");
   if (!(beta1 >= 0 && beta1 < 1)) return fail("optimizer.beta1: must be in [0, 1)");
   if (!(beta2 >= 0 && beta2 < 1)) return fail("optimizer.beta2: must be in [0, 1)");
+  if (!(rho >= 0 && rho < 1)) return fail("optimizer.rho: must be in [0, 1)");
   if (!std::isfinite(time) || time < 0) return fail("optimizer.time: must be finite and >= 0");
   if (kind == OptimizerKind::kGradientFlow && time <= 0)
     return fail("optimizer.time: must be > 0 for gradient_flow");
@@ -168,6 +184,65 @@ class Adam final : public Optimizer {
   Factors m_, v_;
 };
 
+// AdaGrad (Duchi, Hazan, Singer 2011), diagonal: G <- G + g^2; W <- W - lr g / (sqrt(G) + eps).
+class Adagrad final : public Optimizer {
+ public:
+  Adagrad(const OptimizerOptions& o, const Factors& shape) : lr_(o.lr), eps_(o.resolved_eps()) {
+    for (const auto& m : shape) g2_.emplace_back(Mat::Zero(m.rows(), m.cols()));
+  }
+  void step(Factors& w, const Factors& g) override {
+    for (std::size_t j = 0; j < w.size(); ++j) {
+      g2_[j] += g[j].cwiseProduct(g[j]);
+      w[j].array() -= lr_ * g[j].array() / (g2_[j].array().sqrt() + eps_);
+    }
+  }
+  void state(Factors& buffers, std::vector<double>&) const override { buffers = g2_; }
+  void restore(const Factors& buffers, const std::vector<double>&) override { g2_ = buffers; }
+
+ private:
+  double lr_, eps_;
+  Factors g2_;
+};
+
+// AdaDelta (Zeiler 2012, Algorithm 1): E[g^2] <- rho E[g^2] + (1 - rho) g^2;
+// dW = -sqrt(E[dW^2] + eps) / sqrt(E[g^2] + eps) g; E[dW^2] <- rho E[dW^2] + (1 - rho) dW^2;
+// W <- W + lr dW (lr = 1 is the paper's; as in PyTorch, lr scales the step).
+class Adadelta final : public Optimizer {
+ public:
+  Adadelta(const OptimizerOptions& o, const Factors& shape)
+      : lr_(o.lr), rho_(o.rho), eps_(o.resolved_eps()) {
+    for (const auto& m : shape) {
+      g2_.emplace_back(Mat::Zero(m.rows(), m.cols()));
+      dx2_.emplace_back(Mat::Zero(m.rows(), m.cols()));
+      dx_.emplace_back(Mat::Zero(m.rows(), m.cols()));
+    }
+  }
+  void step(Factors& w, const Factors& g) override {
+    for (std::size_t j = 0; j < w.size(); ++j) {
+      g2_[j] = rho_ * g2_[j] + (1 - rho_) * g[j].cwiseProduct(g[j]);
+      dx_[j].array() =
+          -((dx2_[j].array() + eps_).sqrt() / (g2_[j].array() + eps_).sqrt()) * g[j].array();
+      dx2_[j] = rho_ * dx2_[j] + (1 - rho_) * dx_[j].cwiseProduct(dx_[j]);
+      w[j] += lr_ * dx_[j];
+    }
+  }
+  void state(Factors& buffers, std::vector<double>&) const override {
+    buffers = g2_;
+    buffers.insert(buffers.end(), dx2_.begin(), dx2_.end());
+  }
+  void restore(const Factors& buffers, const std::vector<double>&) override {
+    const std::size_t n = g2_.size();
+    for (std::size_t j = 0; j < n; ++j) {
+      g2_[j] = buffers.at(j);
+      dx2_[j] = buffers.at(n + j);
+    }
+  }
+
+ private:
+  double lr_, rho_, eps_;
+  Factors g2_, dx2_, dx_;  // dx_: scratch of the update, not state
+};
+
 // Claim 1: vec(W+) = vec(W) - zeta P(W) vec(grad l(W)), on the end-to-end matrix alone.
 class EndToEndStep final : public Optimizer {
  public:
@@ -195,6 +270,10 @@ std::unique_ptr<Optimizer> Optimizer::create(const OptimizerOptions& o, const Fa
       return std::make_unique<GroupRmsprop>(o);
     case OptimizerKind::kAdam:
       return std::make_unique<Adam>(o, shape);
+    case OptimizerKind::kAdagrad:
+      return std::make_unique<Adagrad>(o, shape);
+    case OptimizerKind::kAdadelta:
+      return std::make_unique<Adadelta>(o, shape);
     case OptimizerKind::kEndToEnd:
       if (shape.size() != 1)
         throw Error("end_to_end: steps the end-to-end matrix alone (one factor expected)");
