@@ -61,12 +61,6 @@ std::string_view strip_plus(std::string_view s) {
   return s;
 }
 
-bool parse_double(std::string_view s, double& out) {
-  s = strip_plus(s);
-  const auto res = std::from_chars(s.data(), s.data() + s.size(), out);
-  return !s.empty() && res.ec == std::errc() && res.ptr == s.data() + s.size();
-}
-
 bool parse_index(std::string_view s, long long& out) {
   s = strip_plus(s);
   const auto res = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -84,6 +78,12 @@ struct PairHash {
 };
 
 }  // namespace
+
+bool parse_double(std::string_view s, double& out) {
+  s = strip_plus(s);
+  const auto res = std::from_chars(s.data(), s.data() + s.size(), out);
+  return !s.empty() && res.ec == std::errc() && res.ptr == s.data() + s.size();
+}
 
 void detail::write_buffers_atomic(const std::string& path,
                                   std::initializer_list<std::string_view> parts) {

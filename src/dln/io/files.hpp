@@ -24,6 +24,9 @@ void write_buffers_atomic(const std::string& path, std::initializer_list<std::st
 // or ("<path>: not writable") when it cannot be used for output.
 void ensure_writable_directory(const std::string& path);
 
+// A whole field as a double (an optional leading '+'; from_chars otherwise): false if malformed.
+bool parse_double(std::string_view s, double& out);
+
 // A binary input stream; Error "<path>: is a directory, not a file" or "<path>: cannot open".
 std::ifstream open_input(const std::string& path);
 std::string read_file(const std::string& path);

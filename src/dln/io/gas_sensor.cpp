@@ -2,22 +2,12 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
 #include <cmath>
 #include <vector>
 
 #include "dln/io/files.hpp"
 
 namespace dln::io {
-
-namespace {
-
-bool number(std::string_view s, double& out) {
-  const auto r = std::from_chars(s.data(), s.data() + s.size(), out);
-  return !s.empty() && r.ec == std::errc() && r.ptr == s.data() + s.size();
-}
-
-}  // namespace
 
 GasSensorData parse_gas_sensor(std::string_view text, const std::string& source, int gas) {
   std::vector<double> values;  // column-major 128 x m
@@ -40,8 +30,8 @@ GasSensorData parse_gas_sensor(std::string_view text, const std::string& source,
       throw Error(fmt::format("{}: expected GAS;CONCENTRATION", where()));
     double g = 0, c = 0;
     const std::string_view gs = line.substr(0, semi), cs = line.substr(semi + 1, space - semi - 1);
-    if (!number(gs, g)) throw Error(fmt::format("{}: malformed number '{}'", where(), gs));
-    if (!number(cs, c)) throw Error(fmt::format("{}: malformed number '{}'", where(), cs));
+    if (!parse_double(gs, g)) throw Error(fmt::format("{}: malformed number '{}'", where(), gs));
+    if (!parse_double(cs, c)) throw Error(fmt::format("{}: malformed number '{}'", where(), cs));
     if (!std::isfinite(c)) throw Error(fmt::format("{}: non-finite value", where()));
     std::size_t p = space + 1;
     int k = 0;
@@ -58,7 +48,7 @@ GasSensorData parse_gas_sensor(std::string_view text, const std::string& source,
         throw Error(fmt::format("{}: expected feature {}, got '{}'", where(), k, field));
       double v = 0;
       const std::string_view vs = field.substr(prefix.size());
-      if (!number(vs, v)) throw Error(fmt::format("{}: malformed number '{}'", where(), vs));
+      if (!parse_double(vs, v)) throw Error(fmt::format("{}: malformed number '{}'", where(), vs));
       if (!std::isfinite(v)) throw Error(fmt::format("{}: non-finite value", where()));
       values.push_back(v);
     }
