@@ -99,6 +99,41 @@ INSTANTIATE_TEST_SUITE_P(AllLosses, GradientTest,
                                   std::to_string(std::get<1>(param_info.param));
                          });
 
+// Fewer outputs than inputs (d_n < d_0): the step multiplies from the output side. Its value and
+// gradients equal Lemma 1's formula W_{n:j+1}^T grad l(W) W_{j-1:1}^T formed directly.
+TEST(OutputSidePath, EqualsLemma1FormedDirectly) {
+  for (int depth : {2, 3, 4}) {
+    ProblemConfig c = small("lp_regression");
+    c.rows = 1;
+    c.cols = 9;
+    c.samples = 30;
+    c.rank = 1;
+    Problem p = make_problem(c);
+    std::vector<Index> dims{9};
+    for (int j = 1; j < depth; ++j) dims.push_back(j == 1 ? 11 : 4);
+    dims.push_back(1);
+    Objective obj(dims, *p.loss);
+    Rng rng(5);
+    Factors w;
+    for (int j = 1; j <= depth; ++j) w.push_back(rng.gaussian(dims[j], dims[j - 1], 0.5));
+    Factors g = obj.make_like();
+    const double value = obj.evaluate_with_gradient(w, g);
+    const Mat e = end_to_end(w);
+    Mat gl;
+    EXPECT_NEAR(value, p.loss->value_and_gradient(e, gl), 1e-13 * value);
+    for (int j = 1; j <= depth; ++j) {
+      Mat below = Mat::Identity(dims[0], dims[0]);  // W_{j-1:1}
+      for (int k = 1; k < j; ++k) below = (w[k - 1] * below).eval();
+      Mat above = Mat::Identity(dims[depth], dims[depth]);  // W_{n:j+1}
+      for (int k = depth; k > j; --k) above = (above * w[k - 1]).eval();
+      const Mat expect = above.transpose() * gl * below.transpose();
+      EXPECT_LT((g[j - 1] - expect).norm(), 1e-12 * expect.norm())
+          << "depth " << depth << " W_" << j;
+    }
+    EXPECT_LT(obj.gemm_flops(), 2.0 * 3 * (9 * 11 + 11 * 4 + 4 * 4 + 4));
+  }
+}
+
 // Sizes chosen so the sparse kernels run every chunk width (32, 16, 8, 4 and a 1-3 row tail).
 class SparsePathTest : public ::testing::TestWithParam<std::vector<Index>> {};
 

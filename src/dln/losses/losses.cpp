@@ -113,19 +113,40 @@ LpRegressionLoss::LpRegressionLoss(Mat x, Mat y, int p)
   res_.resize(y_.rows(), y_.cols());
 }
 
+namespace {
+// r^k for a small integer k >= 0 by repeated squaring (std::pow is ~10x slower per residual).
+inline double int_pow(double r, int k) {
+  double out = 1.0;
+  for (double b = r; k > 0; k >>= 1, b *= b)
+    if (k & 1) out *= b;
+  return out;
+}
+}  // namespace
+
 double LpRegressionLoss::value(const Mat& w) const {
   res_.noalias() = w * x_;
   res_ -= y_;
-  return res_.array().pow(p_).sum() / static_cast<double>(x_.cols());
+  double total = 0.0;
+  const double* r = res_.data();
+  for (Index i = 0; i < res_.size(); ++i) total += int_pow(r[i], p_ - 1) * r[i];  // as below
+  return total / static_cast<double>(x_.cols());
 }
 
 double LpRegressionLoss::value_and_gradient(const Mat& w, Mat& g) const {
-  const double v = value(w);
-  // d/dW 1/m sum |r|^p = p/m r^(p-1) X^T (p even)
-  res_ = res_.array().pow(p_ - 1) * (static_cast<double>(p_) / static_cast<double>(x_.cols()));
+  res_.noalias() = w * x_;
+  res_ -= y_;
+  // d/dW 1/m sum |r|^p = p/m r^(p-1) X^T (p even), with l in the same pass.
+  const double coef = static_cast<double>(p_) / static_cast<double>(x_.cols());
+  double total = 0.0;
+  double* r = res_.data();
+  for (Index i = 0; i < res_.size(); ++i) {
+    const double pm1 = int_pow(r[i], p_ - 1);
+    total += pm1 * r[i];
+    r[i] = coef * pm1;
+  }
   g.resize(rows(), cols());
   g.noalias() = res_ * x_.transpose();
-  return v;
+  return total / static_cast<double>(x_.cols());
 }
 
 // ---- multinomial logistic ----

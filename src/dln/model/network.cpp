@@ -65,6 +65,15 @@ Objective::Objective(std::vector<Index> dims, const Loss& loss)
     }
   }
   if (!completion_) grad_loss_.setZero(d(n), d(0));
+  output_side_ = !completion_ && n >= 2 && d(n) < d(0);
+  if (output_side_) {
+    for (int j = 2; j <= n; ++j) prefix_[j].resize(0, 0);
+    for (int j = 1; j <= n; ++j) suffix_[j].resize(0, 0), scratch_[j].resize(0, 0);
+    output_chain_.resize(static_cast<std::size_t>(n) + 1);
+    input_grad_.resize(static_cast<std::size_t>(n) + 1);
+    for (int j = 1; j < n; ++j) output_chain_[j].setZero(d(n), d(j - 1));
+    for (int j = 2; j < n; ++j) input_grad_[j].setZero(d(n), d(j - 1));
+  }
   if (completion_) {
     pattern_ = sparse::make_pattern(loss.rows(), loss.cols(), completion_->obs_rows(),
                                     completion_->obs_cols(), completion_->obs_values());
@@ -87,6 +96,10 @@ double Objective::gemm_flops() const {
     for (int j = 2; j < n; ++j) f += 2 * d(j) * d(j - 1) * d(0);       // prefix W_{j:1}
     for (int j = n - 2; j >= 1; --j) f += 2 * d(j) * d(j + 1) * d(n);  // suffix
     for (int j = 2; j < n; ++j) f += 2 * d(j) * d(n) * d(j - 1);       // middle gradients
+  } else if (output_side_) {
+    for (int j = 1; j < n; ++j) f += 2 * d(n) * d(j) * d(j - 1);       // W_{n:j}
+    for (int j = 2; j <= n; ++j) f += 2 * d(n) * d(j - 1) * d(j - 2);  // G W_{j-1:1}^T
+    for (int j = 1; j < n; ++j) f += 2 * d(j) * d(n) * d(j - 1);       // gradients
   } else {
     for (int j = 2; j <= n; ++j) f += 2 * d(j) * d(j - 1) * d(0);
     for (int j = n - 2; j >= 1; --j) f += 2 * d(j) * d(j + 1) * d(n);
@@ -136,6 +149,10 @@ double Objective::evaluate(const Factors& w) {
     compute_prefix(w, depth() - 1);
     sparse::residuals(suffix_[1], w[0], pattern_, residual_.data());
     return 0.5 * completion_->coef() * residual_.squaredNorm();
+  }
+  if (output_side_) {
+    compute_output_chain(w);
+    return loss_.value(output_chain_[1]);
   }
   compute_prefix(w, depth());
   return loss_.value(prefix_[depth()]);
@@ -279,9 +296,35 @@ double Objective::completion_step_split(const Factors& w, Factors& grads) {
   return 0.5 * coef * sum_sq;
 }
 
+// output_chain_[j] = W_{n:j} = W_{n:j+1} W_j for j = n-1..1 (W_{n:n} = W_n read in place).
+void Objective::compute_output_chain(const Factors& w) {
+  const int n = depth();
+  for (int j = n - 1; j >= 1; --j) {
+    const Mat& left = (j == n - 1) ? w[n - 1] : output_chain_[j + 1];
+    blas::gemm(left, false, w[j - 1], false, output_chain_[j]);
+  }
+}
+
+// Lemma 1 from the output side: d phi / d W_j = W_{n:j+1}^T (G W_{j-1:1}^T), with
+// G W_{j:1}^T = (G W_{j-1:1}^T) W_j^T built up from G; every product has d_n rows.
+double Objective::output_side_step(const Factors& w, Factors& grads) {
+  const int n = depth();
+  compute_output_chain(w);
+  const double value = loss_.value_and_gradient(output_chain_[1], grad_loss_);
+  auto left = [&](int j) -> const Mat& { return j == 1 ? grad_loss_ : input_grad_[j]; };
+  for (int j = 1; j < n; ++j) {
+    const Mat& above = (j == n - 1) ? w[n - 1] : output_chain_[j + 1];  // W_{n:j+1}
+    blas::gemm(above, true, left(j), false, grads[j - 1]);
+    if (j + 1 < n) blas::gemm(left(j), false, w[j - 1], true, input_grad_[j + 1]);
+  }
+  blas::gemm(left(n - 1), false, w[n - 2], true, grads[n - 1]);  // G W_{n-1:1}^T
+  return value;
+}
+
 double Objective::dense_step(const Factors& w, Factors& grads) {
   const int n = depth();
   if (n == 1) return loss_.value_and_gradient(w[0], grads[0]);
+  if (output_side_) return output_side_step(w, grads);
   compute_prefix(w, n);
   compute_suffix(w);
   const double value = loss_.value_and_gradient(prefix_[n], grad_loss_);

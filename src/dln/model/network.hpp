@@ -26,7 +26,9 @@ Mat end_to_end(const Factors& w);
 //   d phi / d W_j = W_{n:j+1}^T grad l(W_{n:1}) W_{j-1:1}^T,
 // from prefix products W_{j:1} and transposed suffix products W_{n:j+1}^T, all preallocated:
 // evaluate() performs no heap allocation. For completion losses the gradient of l is kept sparse
-// and W_{n:1} is never formed (3(n-2) dense GEMMs per step for n >= 2).
+// and W_{n:1} is never formed (3(n-2) dense GEMMs per step for n >= 2). Dense losses with fewer
+// outputs than inputs (d_n < d_0) multiply from the output side, so every product has d_n rows:
+// a one-output network costs ~3 sum_j d_j d_{j-1} per step, far below the data pass.
 class Objective {
  public:
   Objective(std::vector<Index> dims, const Loss& loss);
@@ -58,6 +60,8 @@ class Objective {
   double timed_step(const Factors& w, Factors& grads);
   void gradient_task(int j, const Factors& w, Factors& grads);
   double dense_step(const Factors& w, Factors& grads);
+  double output_side_step(const Factors& w, Factors& grads);
+  void compute_output_chain(const Factors& w);
   void compute_prefix(const Factors& w, int upto);
   void compute_suffix(const Factors& w);
   const Mat& suffix_operand(const Factors& w, int j, bool& transposed) const;
@@ -65,10 +69,14 @@ class Objective {
   std::vector<Index> dims_;
   const Loss& loss_;
   const CompletionLoss* completion_;
-  Factors prefix_;           // prefix_[j] = W_{j:1}, j = 2..n (index j)
-  Factors suffix_;           // suffix_[j] = W_{n:j+1}^T (d_j x d_n), j = 1..n-1
-  Factors scratch_;          // per-layer temporaries
-  Mat grad_loss_;            // dense losses: grad l(W_{n:1})
+  Factors prefix_;   // prefix_[j] = W_{j:1}, j = 2..n (index j)
+  Factors suffix_;   // suffix_[j] = W_{n:j+1}^T (d_j x d_n), j = 1..n-1
+  Factors scratch_;  // per-layer temporaries
+  Mat grad_loss_;    // dense losses: grad l(W_{n:1})
+  // Dense losses with d_n < d_0 (e.g. one output, Claim 1): products from the output side.
+  bool output_side_ = false;
+  Factors output_chain_;     // output_chain_[j] = W_{n:j} (d_n x d_{j-1}), j = 1..n-1
+  Factors input_grad_;       // input_grad_[j] = G W_{j-1:1}^T (d_n x d_{j-1}), j = 2..n-1
   sparse::Pattern pattern_;  // completion: observations by column and by row
   Vec residual_;
   Vec residual_rows_;  // completion: the residuals in CSR order (contiguous for G^T products)
