@@ -86,6 +86,19 @@ Mat apply_preconditioner(const Mat& w, const Mat& g, int depth) {
   check_depth(depth);
   check_same_shape(g, w, "the gradient");
   if (depth == 1) return g;  // Lambda = 1: P(W) = I
+  if (w.rows() == 1 || w.cols() == 1) {
+    // One output (or input), the case of Claim 1: with s = ||W||_F and unit w_hat = W / s,
+    // P(W) G = s^{2 - 2/n} (G + (n - 1) Pr_W(G)), Pr_W projecting onto w_hat (Eq. 3: the j = n
+    // term is s^{2(n-1)/n} G, each other term s^{2(n-1)/n} times the projection).
+    const double s = w.norm();
+    if (s == 0) return Mat::Zero(w.rows(), w.cols());
+    const double n = depth;
+    const double scale = std::pow(s * s, (n - 1) / n);
+    const Mat hat = w / s;
+    const Mat along =
+        (w.rows() == 1) ? Mat((g * hat.transpose())(0, 0) * hat) : Mat(hat * (hat.transpose() * g));
+    return scale * (g + (n - 1) * along);
+  }
   const FullSvd svd = full_svd(w);
   const Mat lambda = preconditioner_eigenvalues(svd.sigma_n, svd.sigma_0, depth);
   const Mat gt = svd.u.transpose() * g * svd.v;  // coordinates in the basis u_r v_r'^T
