@@ -57,8 +57,9 @@ TEST(LpOptimum, CertifiedAndBelowTrainedLosses) {
       const Summary s = train(obj, w, *gd, stop, rec, nullptr);
       for (const auto& row : s.history)  // equal to rounding once GD has converged (p = 2)
         EXPECT_GE(row.loss - opt.loss, -1e-15 * opt.loss) << p << " " << depth;
-      if (p <= 4)  // not vacuous: training came close (l_6 is too flat for 3000 steps)
+      if (p <= 4) {  // not vacuous: training came close (l_6 is too flat for 3000 steps)
         EXPECT_LT(s.final_loss - opt.loss, 0.1 * opt.loss) << "training got close: " << p;
+      }
     }
   }
 }
