@@ -128,6 +128,7 @@ NuclearNormResult min_nuclear_for(const Problem& problem, const Params& p, const
 double mean(const std::vector<double>& v);
 
 // Entry point of each experiment.
+int fig1_lp(const Options& options);
 int fig2(const Options& options);
 int fig3(const Options& options);
 int prop5(const Options& options);

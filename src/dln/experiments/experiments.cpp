@@ -13,7 +13,7 @@ bool Options::IsValid(std::string* error) const {
   return true;
 }
 
-std::vector<std::string> names() { return {"fig2", "fig3", "prop5", "compression"}; }
+std::vector<std::string> names() { return {"fig1-lp", "fig2", "fig3", "prop5", "compression"}; }
 
 namespace {
 void check_name(const std::string& name) {
@@ -35,6 +35,7 @@ int run_experiment(const std::string& name, const Options& options) {
   if (!options.IsValid(&error)) throw Error(error);
   Options o = options;
   if (o.out.empty()) o.out = "experiment-" + name;
+  if (name == "fig1-lp") return fig1_lp(o);
   if (name == "fig2") return fig2(o);
   if (name == "fig3") return fig3(o);
   if (name == "prop5") return prop5(o);
