@@ -508,6 +508,13 @@ def self_test_configs():
                     "seed": 32},
         "optimizer": {"name": "gd", "lr": 0.002},
         "stop": {"max_iters": 30}, "record": {"every": 10}, "run": {"threads": 1}}
+    C["lp_regression_d2_standardized"] = {  # problem.standardize: data/X.npy, Y.npy as trained
+        "problem": {"kind": "lp_regression", "rows": 2, "cols": 3, "rank": 1, "samples": 25,
+                    "p": 4, "seed": 33, "noise": 0.5, "standardize": True},
+        "network": {"depth": 2, "widths": [4], "init": "gaussian", "init_scale": 0.3,
+                    "seed": 34},
+        "optimizer": {"name": "gd", "lr": 0.002},
+        "stop": {"max_iters": 30}, "record": {"every": 10}, "run": {"threads": 1}}
     C["logistic_d2_adam"] = {
         "problem": {"kind": "logistic", "rows": 3, "cols": 4, "rank": 2, "samples": 30,
                     "seed": 41},

@@ -18,10 +18,13 @@ namespace {
 // Allowed keys per section: the config contract.
 const std::map<std::string, std::set<std::string>>& schema() {
   static const std::map<std::string, std::set<std::string>> s = {
+      // clang-format off
       {"problem",
        {"kind", "rows", "cols", "rank", "observations", "samples", "seed", "p", "noise",
         "sensing_std", "reduction", "observations_file", "sensing_file", "measurements_file",
-        "x_file", "y_file", "labels_file", "ground_truth_file"}},
+        "x_file", "y_file", "labels_file", "ground_truth_file", "csv_file", "feature_columns",
+        "target_columns", "standardize"}},
+      // clang-format on
       {"network", {"depth", "width", "widths", "init", "init_scale", "seed", "init_path"}},
       {"optimizer",
        {"name", "lr", "momentum", "alpha", "eps", "bias_correction", "beta1", "beta2", "rho",
@@ -92,6 +95,17 @@ class Reader {
       }
     }
   }
+  void strings(const char* key, std::vector<std::string>& out) const {
+    if (auto* n = get(key)) {
+      auto* arr = n->as_array();
+      if (!arr) throw Error(name(key) + ": expected an array of strings");
+      out.clear();
+      for (auto& e : *arr) {
+        if (!e.is_string()) throw Error(name(key) + ": expected an array of strings");
+        out.push_back(*e.value<std::string>());
+      }
+    }
+  }
 
  private:
   std::string section_;
@@ -155,6 +169,10 @@ Config from_table(const toml::table& t) {
     r.string("y_file", p.y_file);
     r.string("labels_file", p.labels_file);
     r.string("ground_truth_file", p.ground_truth_file);
+    r.string("csv_file", p.csv_file);
+    r.strings("feature_columns", p.feature_columns);
+    r.strings("target_columns", p.target_columns);
+    r.boolean("standardize", p.standardize);
   }
   {
     Reader r(t, "network");
@@ -288,6 +306,16 @@ std::string Config::to_toml() const {
   add_file("y_file", p.y_file);
   add_file("labels_file", p.labels_file);
   add_file("ground_truth_file", p.ground_truth_file);
+  add_file("csv_file", p.csv_file);
+  auto add_names = [&](const char* k, const std::vector<std::string>& names) {
+    if (names.empty()) return;
+    toml::array a;
+    for (const auto& n : names) a.push_back(n);
+    pt.insert(k, a);
+  };
+  add_names("feature_columns", p.feature_columns);
+  add_names("target_columns", p.target_columns);
+  pt.insert("standardize", p.standardize);
   t.insert("problem", pt);
   toml::array widths;
   const auto d = dims();

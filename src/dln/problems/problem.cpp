@@ -9,6 +9,7 @@
 
 #include "dln/core/rng.hpp"
 #include "dln/io/npy.hpp"
+#include "dln/io/table_csv.hpp"
 
 namespace dln {
 
@@ -33,7 +34,7 @@ std::string path_in(const std::string& dir, const char* name) {
 
 bool ProblemConfig::from_files() const {
   return !observations_file.empty() || !sensing_file.empty() || !measurements_file.empty() ||
-         !x_file.empty() || !y_file.empty() || !labels_file.empty();
+         !x_file.empty() || !y_file.empty() || !labels_file.empty() || !csv_file.empty();
 }
 
 void ProblemConfig::validate() const {
@@ -50,22 +51,38 @@ void ProblemConfig::validate() const {
   if (!std::isfinite(noise) || noise < 0) throw Error("problem.noise: must be finite and >= 0");
   if (!std::isfinite(sensing_std) || sensing_std < 0)
     throw Error("problem.sensing_std: must be finite and >= 0");
-  // A data file of another kind would be ignored and the data made up: refuse it.
-  const std::pair<const char*, const std::string*> files[] = {
-      {"observations_file", &observations_file},
-      {"sensing_file", &sensing_file},
-      {"measurements_file", &measurements_file},
-      {"x_file", &x_file},
-      {"y_file", &y_file},
-      {"labels_file", &labels_file}};
-  for (const auto& [key, value] : files) {
+  // A data file (or key) of another kind would be ignored and the data made up: refuse it.
+  const std::pair<const char*, bool> keys[] = {{"observations_file", !observations_file.empty()},
+                                               {"sensing_file", !sensing_file.empty()},
+                                               {"measurements_file", !measurements_file.empty()},
+                                               {"x_file", !x_file.empty()},
+                                               {"y_file", !y_file.empty()},
+                                               {"labels_file", !labels_file.empty()},
+                                               {"csv_file", !csv_file.empty()},
+                                               {"feature_columns", !feature_columns.empty()},
+                                               {"target_columns", !target_columns.empty()},
+                                               {"standardize", standardize}};
+  for (const auto& [key, set] : keys) {
     const std::string k = key;
     const bool used = kind == "completion" ? k == "observations_file"
                       : kind == "sensing"  ? (k == "sensing_file" || k == "measurements_file")
-                      : kind == "logistic" ? (k == "x_file" || k == "labels_file")
-                                           : (k == "x_file" || k == "y_file");
-    if (!value->empty() && !used)
-      throw Error(fmt::format("problem.{}: not read by kind = \"{}\"", key, kind));
+                      : kind == "logistic"
+                          ? (k == "x_file" || k == "labels_file")
+                          : (k == "x_file" || k == "y_file" || k == "csv_file" ||
+                             k == "feature_columns" || k == "target_columns" || k == "standardize");
+    if (set && !used) throw Error(fmt::format("problem.{}: not read by kind = \"{}\"", key, kind));
+  }
+  if (!csv_file.empty()) {
+    for (const auto& [key, file] : {std::pair{"x_file", &x_file}, std::pair{"y_file", &y_file}})
+      if (!file->empty())
+        throw Error(fmt::format(
+            "problem.csv_file: given with problem.{} (the data come from one or the other)", key));
+    if (target_columns.empty())
+      throw Error("problem.target_columns: required with problem.csv_file");
+  } else {
+    for (const auto& [key, names] : {std::pair{"feature_columns", &feature_columns},
+                                     std::pair{"target_columns", &target_columns}})
+      if (!names->empty()) throw Error(fmt::format("problem.{}: needs problem.csv_file", key));
   }
   if (from_files()) return;
   if (rank <= 0) throw Error(fmt::format("problem.rank: must be > 0, got {}", rank));
@@ -91,7 +108,16 @@ memory::Estimate ProblemConfig::memory_estimate() const {
   // The ground truth and, when synthetic, its U V^T.
   e.add("problem.rows, problem.cols", fmt::format("{}x{} ground truth", rows, cols),
         8.0 * 2 * r * c);
-  if (from_files()) return e;  // bounded by the files' sizes
+  if (!csv_file.empty()) {  // the text and its values; .npy files are bounded by their sizes
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(csv_file, ec);
+    if (!ec)
+      e.add("problem.csv_file",
+            fmt::format("the {} CSV file and its values",
+                        memory::format_bytes(static_cast<double>(size))),
+            io::csv_table_bytes(static_cast<double>(size)));
+  }
+  if (from_files()) return e;
   const double m = static_cast<double>(observations), n = static_cast<double>(samples);
   if (kind == "completion")  // entries, the loss's copies and CSR order, the sampler's set
     e.add("problem.observations", fmt::format("{} observed entries", observations), 160.0 * m);
@@ -188,7 +214,18 @@ void make_sensing(const ProblemConfig& c, Problem& p, Rng& rng) {
 
 void make_regression(const ProblemConfig& c, Problem& p, Rng& rng) {
   const bool logistic = c.kind == "logistic";
-  if (c.from_files()) {
+  if (!c.csv_file.empty()) {
+    io::CsvXY xy = io::select_csv_columns(io::read_csv_table(c.csv_file), c.feature_columns,
+                                          c.target_columns, c.csv_file);
+    if (xy.x.rows() != c.cols)
+      throw Error(fmt::format("{}: expected {} feature columns (problem.cols = d_0), got {}",
+                              c.csv_file, c.cols, xy.x.rows()));
+    if (xy.y.rows() != c.rows)
+      throw Error(fmt::format("{}: expected {} target columns (problem.rows = d_n), got {}",
+                              c.csv_file, c.rows, xy.y.rows()));
+    p.x = std::move(xy.x);
+    p.y = std::move(xy.y);
+  } else if (c.from_files()) {
     if (c.x_file.empty()) throw Error("problem.x_file: required for " + c.kind + " from files");
     p.x = io::read_npy_matrix(c.x_file);
     if (p.x.rows() != c.cols)
@@ -227,6 +264,11 @@ void make_regression(const ProblemConfig& c, Problem& p, Rng& rng) {
       p.y = *p.ground_truth * p.x;
       if (c.noise > 0) p.y += rng.gaussian(c.rows, c.samples, c.noise);
     }
+  }
+  if (c.standardize) {  // validate() allows it for regression kinds only
+    p.x_standardization = standardize_rows(p.x);
+    p.y_standardization = standardize_rows(p.y);
+    p.ground_truth.reset();  // a synthetic W* maps the data before standardization
   }
   if (logistic)
     p.loss = std::make_unique<LogisticLoss>(p.x, p.labels, c.rows);
@@ -284,6 +326,13 @@ void save_problem_data(const Problem& p, const std::string& dir) {
     io::write_npy(path_in(dir, "labels.npy"), l);
   }
   if (p.ground_truth) io::write_npy(path_in(dir, "ground_truth.npy"), *p.ground_truth);
+  const auto vec = [](const Vec& v) { return std::vector<double>(v.data(), v.data() + v.size()); };
+  for (const auto& [name, s] :
+       {std::pair{"X", &p.x_standardization}, std::pair{"Y", &p.y_standardization}}) {
+    if (!*s) continue;
+    io::write_npy(path_in(dir, (std::string(name) + "_mean.npy").c_str()), vec((*s)->mean));
+    io::write_npy(path_in(dir, (std::string(name) + "_scale.npy").c_str()), vec((*s)->scale));
+  }
 }
 
 }  // namespace dln

@@ -6,10 +6,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "dln/core/memory.hpp"
 #include "dln/io/files.hpp"
 #include "dln/losses/loss.hpp"
+#include "dln/problems/standardize.hpp"
 
 namespace dln {
 
@@ -31,6 +33,11 @@ struct ProblemConfig {
   std::string x_file, y_file;     // regression: .npy d_0 x m and d_n x m
   std::string labels_file;        // logistic: .npy of m integer labels
   std::string ground_truth_file;  // optional .npy rows x cols
+  // regression kinds: a CSV with a header row (io/table_csv.hpp) instead of x_file / y_file.
+  std::string csv_file;
+  std::vector<std::string> feature_columns;  // d_0 of them; empty: every column but the targets
+  std::vector<std::string> target_columns;   // d_n of them, required with csv_file
+  bool standardize = false;  // regression kinds: every row of X and Y to mean 0, variance 1
   bool from_files() const;
   void validate() const;  // throws Error naming problem.<key>
   // What make_problem allocates (the memory guard; Config::memory_estimate adds the network).
@@ -48,12 +55,15 @@ struct Problem {
   Vec sensing_b;
   Mat x, y;
   std::vector<Index> labels;
+  // problem.standardize: what was removed from the rows of x and y (data/X_mean.npy, ...).
+  std::optional<Standardization> x_standardization, y_standardization;
 };
 
 Problem make_problem(const ProblemConfig& config);
 
 // Writes data/observations.csv, data/sensing_A.npy + data/sensing_b.npy, data/X.npy + data/Y.npy
-// or data/labels.npy, and data/ground_truth.npy when known.
+// or data/labels.npy, data/ground_truth.npy when known, and when standardized data/X_mean.npy,
+// X_scale.npy, Y_mean.npy, Y_scale.npy.
 void save_problem_data(const Problem& problem, const std::string& data_dir);
 
 // Synthetic ground truth: U V^T, U (rows x rank), V (cols x rank) i.i.d. N(0, 1), scaled so that
