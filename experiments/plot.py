@@ -30,6 +30,60 @@ def method_label(m):
     return "min nuclear" if m == "min_nuclear" else m.replace("depth", "depth ") + " LNN"
 
 
+FIG1_STYLE = {
+    "linear_gd": ("black", "-"), "depth2_w100": ("tab:blue", "-"), "depth2_w1": ("tab:blue", "--"),
+    "depth3_w100": ("tab:red", "-"), "depth3_w1": ("tab:red", "--"), "e2e_n2": ("tab:blue", ":"),
+    "e2e_n3": ("tab:red", ":"), "linear_adagrad": ("tab:green", "-."),
+    "linear_adadelta": ("tab:olive", "-."), "linear_adam": ("tab:purple", "-."),
+    "depth3_w100_adam": ("tab:purple", "-"),
+}
+FIG1_LABEL = {
+    "linear_gd": "linear (GD)", "depth2_w100": "2 layer LNN", "depth2_w1": "2 layer LNN, width 1",
+    "depth3_w100": "3 layer LNN", "depth3_w1": "3 layer LNN, width 1",
+    "e2e_n2": "end-to-end update, n=2", "e2e_n3": "end-to-end update, n=3",
+    "linear_adagrad": "linear (AdaGrad)", "linear_adadelta": "linear (AdaDelta)",
+    "linear_adam": "linear (Adam)", "depth3_w100_adam": "3 layer LNN (Adam)",
+}
+
+
+def fig1_panels(traj, dataset, title):
+    rows = [r for r in traj if r["dataset"] == dataset and r["role"] == "search"]
+    ps = sorted({int(r["p"]) for r in rows})
+    fig, axes = plt.subplots(1, max(1, len(ps)), figsize=(6 * max(1, len(ps)), 4.5), squeeze=False)
+    for ax, p in zip(axes[0], ps):
+        curves = defaultdict(list)
+        for r in rows:
+            if int(r["p"]) == p:
+                curves[(r["method"], r["rate"])].append((int(r["iteration"]), float(r["gap"])))
+        for (method, rate), pts in curves.items():
+            pts = [(i, g) for i, g in pts if g > 0]
+            if not pts:
+                continue
+            color, ls = FIG1_STYLE.get(method, ("gray", "-"))
+            ax.plot([i for i, _ in pts], [g for _, g in pts], color=color, ls=ls, lw=1.3,
+                    label=f"{FIG1_LABEL.get(method, method)} (lr {float(rate):.2g})")
+        ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("l - l* (distance from optimum)")
+        ax.set_title(f"l_{p} loss")
+        ax.legend(fontsize=6.5)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def fig1_lp(directory):
+    traj = read(directory, "trajectories.csv")
+    datasets = list(dict.fromkeys(r["dataset"] for r in traj))
+    main = datasets[0] if datasets else "ethanol"
+    for d in datasets[1:]:
+        extra = fig1_panels(traj, d, f"Claim 1 on the {d} instance: each method at its best rate")
+        for ext in ("png", "svg"):
+            extra.savefig(os.path.join(directory, f"fig1-lp-{d}.{ext}"), dpi=120)
+    return fig1_panels(traj, main, f"Figure 1 (left) on the {main} data: each method at its "
+                                   "best fixed rate")
+
+
 def fig2(directory):
     rows = read(directory, "results.csv")
     methods = list(dict.fromkeys(r["method"] for r in rows))
@@ -145,7 +199,7 @@ def compression(directory):
 
 def main():
     directory, name = sys.argv[1], sys.argv[2]
-    fig = {"fig2": fig2, "fig3": fig3, "prop5": prop5, "compression": compression}[name](directory)
+    fig = {"fig1-lp": fig1_lp, "fig2": fig2, "fig3": fig3, "prop5": prop5, "compression": compression}[name](directory)
     for ext in ("png", "svg"):
         fig.savefig(os.path.join(directory, f"{name}.{ext}"), dpi=120)
 

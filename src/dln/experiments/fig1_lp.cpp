@@ -160,9 +160,9 @@ Factors initial_factors(const Method& m, const Instance& in, const Params& param
 }
 
 RunOutcome run_method(const Method& m, const Instance& in, double rate, const Params& params,
-                      long iterations, long record_every) {
+                      long iterations, long record_every, const Factors* init) {
   LpRegressionLoss loss(in.x, in.y, in.p);  // per run: the loss keeps mutable work space
-  Factors w = initial_factors(m, in, params);
+  Factors w = init ? *init : initial_factors(m, in, params);
   Objective objective(dims_of(w), loss);
   OptimizerOptions o;
   o.kind = m.kind;
@@ -278,22 +278,41 @@ int fig1_lp(const Options& options) {
       },
       cost);
 
-  // Phase 2: Claim 1's update at each depth-n network's best rate (does it track the network?).
+  // Phase 2 (Theorem 1's setting): the depth-n network from balanced factors of the end-to-end
+  // update's initial matrix (Procedure 1) and the update itself, both at tracking_rate_fraction
+  // of the smaller of their best rates (at the edge of stability the two discretizations of the
+  // same flow part: the network's factors can overshoot into a product near zero).
   std::vector<Tracking> tracking;
+  const double fraction = p.real("tracking_rate_fraction");
+  if (!(fraction > 0 && fraction <= 1))
+    throw Error(
+        fmt::format("experiment.tracking_rate_fraction: must be in (0, 1], got {}", fraction));
   for (std::size_t i = 0; i < instances.size(); ++i)
     for (std::size_t k = 0; k < methods.size(); ++k) {
       if (methods[k].kind != OptimizerKind::kEndToEnd) continue;
-      for (std::size_t n = 0; n < methods.size(); ++n)
-        if (methods[n].kind == OptimizerKind::kGd && methods[n].depth == methods[k].depth &&
-            methods[n].width == methods[k].width) {
-          const SearchResult& net = find_result(results, i, n);
-          if (net.search.best_point())
-            tracking.push_back({i, k, n, net.search.best_point()->rate, RunOutcome{}});
-        }
+      const auto* e2e = find_result(results, i, k).search.best_point();
+      for (std::size_t n = 0; n < methods.size(); ++n) {
+        if (methods[n].kind != OptimizerKind::kGd || methods[n].depth != methods[k].depth ||
+            methods[n].width != methods[k].width)
+          continue;
+        const auto* net = find_result(results, i, n).search.best_point();
+        if (e2e && net)
+          tracking.push_back({i, k, n, fraction * std::min(e2e->rate, net->rate), {}, {}});
+      }
     }
-  parallel_for(static_cast<int>(tracking.size()), options.workers, [&](int t) {
-    Tracking& tr = tracking[static_cast<std::size_t>(t)];
-    tr.run = run_method(methods[tr.method], instances[tr.instance], tr.rate, p, iterations, every);
+  parallel_for(2 * static_cast<int>(tracking.size()), options.workers, [&](int t) {
+    Tracking& tr = tracking[static_cast<std::size_t>(t / 2)];
+    const Instance& in = instances[tr.instance];
+    if (t % 2 == 0) {
+      tr.e2e_run = run_method(methods[tr.method], in, tr.rate, p, iterations, every);
+      return;
+    }
+    const Method& net = methods[tr.net];
+    std::vector<Index> dims{in.x.rows()};
+    for (int j = 1; j < net.depth; ++j) dims.push_back(net.width);
+    dims.push_back(in.y.rows());
+    const Factors w0 = balanced_factors(dims, initial_factors(methods[tr.method], in, p)[0]);
+    tr.run = run_method(net, in, tr.rate, p, iterations, every, &w0);
   });
 
   write_tables(options, instances, methods, results, tracking, p);

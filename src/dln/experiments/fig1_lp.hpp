@@ -41,8 +41,9 @@ struct RunOutcome {
   std::vector<double> loss;
 };
 Factors initial_factors(const Method& m, const Instance& in, const Params& params);
+// init: the initial factors (default: initial_factors()).
 RunOutcome run_method(const Method& m, const Instance& in, double rate, const Params& params,
-                      long iterations, long record_every);
+                      long iterations, long record_every, const Factors* init = nullptr);
 
 struct SearchResult {
   std::size_t instance = 0, method = 0;
@@ -55,11 +56,13 @@ struct SearchResult {
 const SearchResult& find_result(const std::vector<SearchResult>& results, std::size_t instance,
                                 std::size_t method);
 
-// Claim 1's update (method) run at the rate of the network it should track (net).
+// Claim 1's update (method) and the network `net` (depth n) from balanced factors of the update's
+// initial matrix, at one rate: Theorem 1's setting, where the two should agree.
 struct Tracking {
   std::size_t instance = 0, method = 0, net = 0;
   double rate = 0;
-  RunOutcome run;
+  RunOutcome run;      // the network
+  RunOutcome e2e_run;  // the update
 };
 
 // results.csv (every run) and trajectories.csv (each method's best run and the tracking runs).

@@ -56,16 +56,18 @@ int instance_of(const std::vector<Instance>& instances, const std::string& datas
   return -1;
 }
 
-// Largest |log10 gap_a - log10 gap_b| over common records where both gaps exceed `floor`.
-double tracking_decades(const RunOutcome& a, const RunOutcome& b, const Instance& in, double floor,
-                        int* compared) {
+// Largest |log10 gap_a - log10 gap_b| over common records where both gaps lie in
+// (1e-12 l(0), ceiling]: past the steep descent, above rounding.
+double tracking_decades(const RunOutcome& a, const RunOutcome& b, const Instance& in,
+                        double ceiling, int* compared) {
+  const double floor = 1e-12 * in.l0;
   double worst = 0;
   *compared = 0;
   const std::size_t n = std::min(a.loss.size(), b.loss.size());
   for (std::size_t i = 0; i < n; ++i) {
     if (a.iteration[i] != b.iteration[i]) break;
     const double ga = a.loss[i] - in.l_star, gb = b.loss[i] - in.l_star;
-    if (!(ga > floor && gb > floor)) continue;
+    if (!(ga > floor && gb > floor && ga <= ceiling && gb <= ceiling)) continue;
     worst = std::max(worst, std::abs(std::log10(ga) - std::log10(gb)));
     ++*compared;
   }
@@ -121,8 +123,10 @@ void write_tables(const Options& options, const std::vector<Instance>& instances
     for (std::size_t k = 0; k < res.runs.size(); ++k)
       add(instances[res.instance], methods[res.method], res.runs[k], "search",
           static_cast<int>(k) == res.search.best);
-  for (const auto& t : tracking)
-    add(instances[t.instance], methods[t.method], t.run, "tracking", false);
+  for (const auto& t : tracking) {
+    add(instances[t.instance], methods[t.net], t.run, "tracking", false);
+    add(instances[t.instance], methods[t.method], t.e2e_run, "tracking", false);
+  }
   io::write_file_atomic((fs::path(options.out) / "results.csv").string(), table.csv());
   io::write_file_atomic((fs::path(options.out) / "trajectories.csv").string(), traj.csv());
 }
@@ -214,7 +218,9 @@ std::string report_body(const std::vector<Instance>& instances, const std::vecto
     body += "\n";
   }
 
-  // Claims.
+  // Claims: Claim 1 itself (the notes' statement) decides the verdict; the published
+  // observations on the real data are re-measured and reported beside it.
+  std::vector<Claim> observed;
   const long claim_p = params.integer("claim_p");
   const double claim_eps = params.real("claim_epsilon");
   auto best_of = [&](int instance, const std::string& name) -> const RunOutcome* {
@@ -227,7 +233,7 @@ std::string report_body(const std::vector<Instance>& instances, const std::vecto
     Claim c;
     c.statement = fmt::format(
         "Claim 1 on the synthetic instance of its proof sketch (p = {}): the depth-3 network "
-        "(width 100, near-zero init) reaches l - l* <= {:.0e} (l(0) - l*) in fewer iterations than "
+        "(width 100, near-zero init) reaches l - l* <= {:.0e} in fewer iterations than "
         "gradient descent on the linear model, each at its best rate.",
         claim_p, claim_eps);
     const int s = instance_of(instances, "synthetic", claim_p);
@@ -249,23 +255,41 @@ std::string report_body(const std::vector<Instance>& instances, const std::vecto
     Claim c;
     const double tol = params.real("claim_tracking_decades");
     c.statement = fmt::format(
-        "Claim 1's discrete end-to-end update, run at the depth-n network's best rate from the "
-        "end-to-end matrix of its initial factors, tracks the network: on the synthetic instance "
-        "(p = {}) the gaps l - l* differ by at most {} decades at every record.",
+        "Claim 1's discrete end-to-end update tracks the depth-n network it stands for (width 100, "
+        "from balanced factors of the same initial end-to-end matrix, Theorem 1's setting, at "
+        "the same rate, a fraction tracking_rate_fraction of the smaller best rate): on the "
+        "synthetic "
+        "instance, p = {}, past the steep descent (gaps <= 1e-2 l(0)) their gaps l - l* differ "
+        "by at most {} decades at every record (at least 10 compared), and each epsilon is "
+        "reached at the same iteration to 10% or two records (other instances reported).",
         claim_p, tol);
     std::vector<std::string> ev;
     bool ok = true, any = false;
+    const auto eps_list = params.reals("epsilons");
+    const long stride = params.integer("record_every");
     for (const auto& t : tracking) {
       const Instance& in = instances[t.instance];
-      const SearchResult& net = find_result(results, t.instance, t.net);
       int compared = 0;
-      const double floor = 1e-9 * in.l0;
-      const double d = tracking_decades(t.run, *net.best(), in, floor, &compared);
-      ev.push_back(fmt::format("{} p={} {} vs {}: {:.3g} decades over {} records", in.dataset, in.p,
-                               methods[t.method].name, methods[t.net].name, d, compared));
+      const bool diverged = t.run.point.diverged || t.e2e_run.point.diverged;
+      const double d = diverged ? std::numeric_limits<double>::infinity()
+                                : tracking_decades(t.run, t.e2e_run, in, 1e-2 * in.l0, &compared);
+      bool same_t = !diverged;
+      for (double e : eps_list) {
+        const long a = t_eps(t.run, in, e), b = t_eps(t.e2e_run, in, e);
+        if ((a == kNever) != (b == kNever)) same_t = false;
+        if (a != kNever && b != kNever &&
+            std::abs(a - b) >
+                std::max<long>(2 * stride, static_cast<long>(0.1 * static_cast<double>(a))))
+          same_t = false;
+      }
+      ev.push_back(
+          fmt::format("{} p={} {} vs {} at rate {:.3g}: {:.3g} decades over {} records, "
+                      "t(eps) {}",
+                      in.dataset, in.p, methods[t.method].name, methods[t.net].name, t.rate, d,
+                      compared, same_t ? "agree" : "differ"));
       if (in.dataset == "synthetic" && in.p == claim_p) {
         any = true;
-        ok = ok && compared > 0 && d <= tol;
+        ok = ok && compared >= 10 && d <= tol && same_t;
       }
     }
     c.supported = any && ok;
@@ -292,7 +316,7 @@ std::string report_body(const std::vector<Instance>& instances, const std::vecto
     } else {
       c.evidence = "not tested: needs dataset ethanol, p = claim_p, linear_gd and depth3_w100";
     }
-    claims.push_back(c);
+    observed.push_back(c);
   }
   {
     Claim c;
@@ -321,7 +345,7 @@ std::string report_body(const std::vector<Instance>& instances, const std::vecto
     c.supported = any && ok;
     c.evidence = any ? fmt::format("{} (judged on ethanol)", fmt::join(ev, "; "))
                      : "not tested: needs p = 2";
-    claims.push_back(c);
+    observed.push_back(c);
   }
   {
     Claim c;
@@ -344,9 +368,14 @@ std::string report_body(const std::vector<Instance>& instances, const std::vecto
       }
     c.supported = any && ok;
     c.evidence = any ? fmt::format("{}", fmt::join(ev, "; ")) : "not tested";
-    claims.push_back(c);
+    observed.push_back(c);
   }
 
+  body += "## Published observations (Figure 1 left, Arora et al. 2018), re-measured\n\n";
+  for (const auto& o : observed)
+    body += fmt::format("- **{}:** {}\n  - {}\n", o.supported ? "Reproduced" : "Not reproduced",
+                        o.statement, o.evidence);
+  body += "\n";
   body +=
       "## Caveats\n\n- The ethanol data is partial: 8 of the 10 batches of the UCI set (1316 of "
       "2565 rows), see data/uci-gas-sensor-ethanol/README.md; the published curves are not "
