@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 
 #include "dln/acceleration/claim1.hpp"
 #include "dln/acceleration/lp_optimum.hpp"
@@ -98,6 +99,53 @@ TEST(LpOptimum, BadInputsAreOneLineErrors) {
   o.max_iters = 0;
   EXPECT_EQ(msg([&] { lp_regression_optimum(d.x, d.y, 4, o); }),
             "lp optimum: max_iters: must be >= 1, got 0");
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(Claim1, BadArgumentsAreOneLineErrors) {
+  EXPECT_EQ(error_of([] {
+              iterations_to_epsilon({0, 1}, {1.0}, 0, 1);
+            }),
+            "iterations_to_epsilon: 2 iterations but 1 losses");
+  EXPECT_EQ(error_of([] { iterations_to_epsilon({0}, {1.0}, 0, 0); }),
+            "iterations_to_epsilon: epsilon must be > 0, got 0");
+  auto run = [](double r) {
+    RatePoint p;
+    p.rate = r;
+    return p;
+  };
+  auto search = [&](auto edit) {
+    RateSearchOptions o;
+    edit(o);
+    return error_of([&] { search_best_rate(run, o); });
+  };
+  EXPECT_EQ(search([](auto& o) { o.start = 0; }),
+            "rate search: start must be finite and > 0, got 0");
+  EXPECT_EQ(search([](auto& o) { o.factor = 1; }),
+            "rate search: factor must be finite and > 1, got 1");
+  EXPECT_EQ(search([](auto& o) { o.patience = 0; }), "rate search: patience must be >= 1, got 0");
+  EXPECT_EQ(search([](auto& o) { o.max_points = 0; }),
+            "rate search: max_points must be >= 1, got 0");
+  EXPECT_EQ(search([](auto& o) { o.min_rate = 1; }),
+            "rate search: start 0.001 outside [min_rate, max_rate] = [1, inf]");
+  EXPECT_EQ(error_of([&] { best_rate_on_grid(run, {}); }), "rate search: the grid is empty");
+  EXPECT_EQ(error_of([&] {
+              best_rate_on_grid(run, {0.1, -1});
+            }),
+            "rate search: rate -1 is not > 0");
+  LpOptimumOptions o;
+  o.grad_tol = -1;
+  Mat x = Mat::Ones(1, 2), y = Mat::Ones(1, 2);
+  EXPECT_EQ(error_of([&] { lp_regression_optimum(x, y, 4, o); }),
+            "lp optimum: grad_tol: must be finite and >= 0, got -1");
 }
 
 TEST(Claim1, IterationsToEpsilon) {

@@ -218,6 +218,10 @@ int fig1_lp(const Options& options) {
   const long iterations = p.integer("iterations"), every = p.integer("record_every");
   if (iterations < 1 || every < 1)
     throw Error("experiment.iterations: iterations and record_every must be >= 1");
+  const double fraction = p.real("tracking_rate_fraction");
+  if (!(fraction > 0 && fraction <= 1))
+    throw Error(
+        fmt::format("experiment.tracking_rate_fraction: must be in (0, 1], got {}", fraction));
   acceleration::RateSearchOptions search;
   search.factor = p.real("grid_factor");
   search.patience = static_cast<int>(p.integer("search_patience"));
@@ -283,10 +287,6 @@ int fig1_lp(const Options& options) {
   // of the smaller of their best rates (at the edge of stability the two discretizations of the
   // same flow part: the network's factors can overshoot into a product near zero).
   std::vector<Tracking> tracking;
-  const double fraction = p.real("tracking_rate_fraction");
-  if (!(fraction > 0 && fraction <= 1))
-    throw Error(
-        fmt::format("experiment.tracking_rate_fraction: must be in (0, 1], got {}", fraction));
   for (std::size_t i = 0; i < instances.size(); ++i)
     for (std::size_t k = 0; k < methods.size(); ++k) {
       if (methods[k].kind != OptimizerKind::kEndToEnd) continue;
