@@ -6,6 +6,7 @@ Usage: /usr/bin/python3 experiment_claims.py DLN_BINARY NAME OUT_DIR  (or --self
 Exits 77 (CTest: skipped) when numpy is missing.
 """
 import csv
+import json
 import math
 import os
 import shutil
@@ -17,6 +18,9 @@ try:
     import tomllib
 except ImportError:
     sys.exit(77)
+
+
+DLN = "dln"  # the binary under test (main sets it)
 
 
 def read(d, name):
@@ -92,6 +96,16 @@ def fig1_lp(d, cfg):
     check(max(diffs) <= cfg["claim_tracking_decades"],
           f"fig1-lp synthetic p={p}: end-to-end update tracks depth 3 within {max(diffs):.3g} "
           "decades")
+    # Each best-rate run replays bit-identically with `dln train` from its configs/ file.
+    for method in ("depth3_w100", "e2e_n3", "linear_gd"):
+        run = os.path.join(d, "replay_" + method)
+        subprocess.run([DLN, "train", "--config",
+                        os.path.join(d, "configs", f"synthetic_p{p}_{method}.toml"), "--out", run],
+                       check=True, capture_output=True)
+        with open(os.path.join(run, "summary.json")) as f:
+            replayed = json.load(f)["final_loss"]
+        check(replayed == float(best(method)["final_loss"]),
+              f"fig1-lp: {method} replays with dln train to the same final loss ({replayed!r})")
     stride = cfg["record_every"]
     for e in cfg["epsilons"]:
         c = f"t_{e:.0e}"
@@ -263,7 +277,9 @@ def self_test():
 def main():
     if sys.argv[1:] == ["--self-test"]:
         return self_test()
+    global DLN
     dln, name, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    DLN = dln
     shutil.rmtree(out, ignore_errors=True)
     subprocess.run([dln, "experiment", name, "--quick", "--out", out, "--quiet"], check=True)
     with open(os.path.join(out, "config.toml"), "rb") as f:

@@ -316,6 +316,7 @@ int fig1_lp(const Options& options) {
   });
 
   write_tables(options, instances, methods, results, tracking, p);
+  write_replay_configs(options, instances, methods, results, p);
   std::vector<Claim> claims;
   const std::string body = report_body(instances, methods, results, tracking, p, claims);
   return finish("fig1-lp",

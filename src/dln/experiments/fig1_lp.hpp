@@ -69,6 +69,11 @@ struct Tracking {
 void write_tables(const Options& options, const std::vector<Instance>& instances,
                   const std::vector<Method>& methods, const std::vector<SearchResult>& results,
                   const std::vector<Tracking>& tracking, const Params& params);
+// data/<dataset>_X.npy, _Y.npy (as trained), init/<dataset>_<e2e method>/W1.npy and
+// configs/<dataset>_p<p>_<method>.toml: each method's best-rate run as a `dln train` config.
+void write_replay_configs(const Options& options, const std::vector<Instance>& instances,
+                          const std::vector<Method>& methods,
+                          const std::vector<SearchResult>& results, const Params& params);
 // report.md's body; fills the claims.
 std::string report_body(const std::vector<Instance>& instances, const std::vector<Method>& methods,
                         const std::vector<SearchResult>& results,

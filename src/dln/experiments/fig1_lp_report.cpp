@@ -7,8 +7,10 @@
 #include <filesystem>
 #include <limits>
 
+#include "dln/config/config.hpp"
 #include "dln/experiments/fig1_lp.hpp"
 #include "dln/io/files.hpp"
+#include "dln/io/npy.hpp"
 
 namespace dln::experiments::fig1lp {
 
@@ -129,6 +131,55 @@ void write_tables(const Options& options, const std::vector<Instance>& instances
   }
   io::write_file_atomic((fs::path(options.out) / "results.csv").string(), table.csv());
   io::write_file_atomic((fs::path(options.out) / "trajectories.csv").string(), traj.csv());
+}
+
+void write_replay_configs(const Options& options, const std::vector<Instance>& instances,
+                          const std::vector<Method>& methods,
+                          const std::vector<SearchResult>& results, const Params& params) {
+  const fs::path out = fs::absolute(options.out);
+  fs::create_directories(out / "data");
+  fs::create_directories(out / "configs");
+  for (const auto& res : results) {
+    const Instance& in = instances[res.instance];
+    const Method& m = methods[res.method];
+    const RunOutcome* best = res.best();
+    if (!best) continue;
+    const std::string x = (out / "data" / (in.dataset + "_X.npy")).string();
+    const std::string y = (out / "data" / (in.dataset + "_Y.npy")).string();
+    if (!fs::exists(x)) io::write_npy(x, in.x), io::write_npy(y, in.y);
+    Config c;
+    c.problem.kind = "lp_regression";
+    c.problem.rows = in.y.rows();
+    c.problem.cols = in.x.rows();
+    c.problem.rank = 1;
+    c.problem.p = in.p;
+    c.problem.x_file = x;
+    c.problem.y_file = y;
+    c.network.depth = m.kind == OptimizerKind::kEndToEnd ? 1 : m.depth;
+    if (c.network.depth > 1) c.network.width = m.width;
+    c.network.init.kind = InitKind::kGaussian;
+    c.network.init.scale = m.depth == 1 ? 0.0 : params.real("init_std");  // linear: W = 0
+    c.network.init.seed = static_cast<std::uint64_t>(params.integer("init_seed"));
+    if (m.kind == OptimizerKind::kEndToEnd) {  // the update starts from the network's W_{n:1}
+      const fs::path dir = out / "init" / fmt::format("{}_{}", in.dataset, m.name);
+      fs::create_directories(dir);
+      io::write_npy((dir / "W1.npy").string(), initial_factors(m, in, params)[0]);
+      c.network.init.kind = InitKind::kFile;
+      c.network.init.path = dir.string();
+      c.optimizer.depth = m.depth;
+    }
+    c.optimizer.kind = m.kind;
+    c.optimizer.lr = best->point.rate;
+    c.stop.max_iters = params.integer("iterations");
+    c.stop.divergence_threshold = params.real("divergence_factor") * in.l0;
+    c.record.every = params.integer("record_every");
+    c.record.singular_values = 1;
+    c.threads = 1;
+    c.validate();
+    io::write_file_atomic(
+        (out / "configs" / fmt::format("{}_p{}_{}.toml", in.dataset, in.p, m.name)).string(),
+        c.to_toml());
+  }
 }
 
 std::string report_body(const std::vector<Instance>& instances, const std::vector<Method>& methods,
