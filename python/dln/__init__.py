@@ -5,7 +5,9 @@ Two levels (docs/python.md):
 * config level: ``result = dln.train(config)`` with ``config`` the nested dict of the TOML
   file; the same validation, the same run and the same run directory as ``dln train``;
 * object level: losses (built-in or Python callables), ``Objective``, initializers,
-  optimizers, ``train_factors`` with Python callbacks, diagnostics and baselines.
+  optimizers, ``train_factors`` with Python callbacks, diagnostics and baselines;
+* Claim 1 (Section 3.2): ``lp_regression_optimum``, ``iterations_to_epsilon``,
+  ``search_best_rate`` / ``best_rate_on_grid`` and ``end_to_end_descent`` on a user's loss.
 
 Plotting lives in ``dln.plot`` (matplotlib, imported on demand).
 """

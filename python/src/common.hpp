@@ -116,5 +116,6 @@ void init_config_api(py::module_& m);
 void init_objects(py::module_& m);
 void init_diagnostics(py::module_& m);
 void init_baselines(py::module_& m);
+void init_acceleration(py::module_& m);
 
 }  // namespace dlnpy
