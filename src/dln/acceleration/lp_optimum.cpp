@@ -21,14 +21,6 @@ bool LpOptimumOptions::IsValid(std::string* error) const {
 
 namespace {
 
-// r^k, k >= 0 small.
-double int_pow(double r, int k) {
-  double out = 1.0;
-  for (double b = r; k > 0; k >>= 1, b *= b)
-    if (k & 1) out *= b;
-  return out;
-}
-
 // f(w) = 1/m sum_i (w . x_i - y_i)^p for one output row w (a column vector here).
 double row_loss(const Mat& x, const Vec& y, const Vec& w, int p, Vec& r) {
   r.noalias() = x.transpose() * w;

@@ -61,13 +61,6 @@ const Method& method_named(const std::string& name) {
 
 namespace {
 
-double int_pow(double r, int k) {
-  double out = 1.0;
-  for (double b = r; k > 0; k >>= 1, b *= b)
-    if (k & 1) out *= b;
-  return out;
-}
-
 // eta_0 = 1 / lambda_max of the Hessian of l at W = 0: p (p-1)/m sum_i y_i^{p-2} x_i x_i^T per
 // output row (the rows of W decouple); the largest over rows.
 double origin_rate(const Mat& x, const Mat& y, int p) {

@@ -9,6 +9,14 @@
 
 namespace dln {
 
+// r^k for a small integer k >= 0 by repeated squaring (l_p losses; std::pow is ~10x slower).
+inline double int_pow(double r, int k) {
+  double out = 1.0;
+  for (double b = r; k > 0; k >>= 1, b *= b)
+    if (k & 1) out *= b;
+  return out;
+}
+
 // How Eq. 9 sums residuals: "half_mean" is the notes' 1/(2m) sum r^2; "mean" is the plain
 // 1/m sum r^2 (twice the gradient) used by some published code.
 enum class Reduction { kHalfMean, kMean };

@@ -113,16 +113,6 @@ LpRegressionLoss::LpRegressionLoss(Mat x, Mat y, int p)
   res_.resize(y_.rows(), y_.cols());
 }
 
-namespace {
-// r^k for a small integer k >= 0 by repeated squaring (std::pow is ~10x slower per residual).
-inline double int_pow(double r, int k) {
-  double out = 1.0;
-  for (double b = r; k > 0; k >>= 1, b *= b)
-    if (k & 1) out *= b;
-  return out;
-}
-}  // namespace
-
 double LpRegressionLoss::value(const Mat& w) const {
   res_.noalias() = w * x_;
   res_ -= y_;
