@@ -1,5 +1,6 @@
-// AdaGrad (Duchi, Hazan, Singer 2011) and AdaDelta (Zeiler 2012, Algorithm 1): each update
-// against the paper's recursion written out entry by entry, and their validation.
+// AdaGrad (Duchi, Hazan, Singer 2011), AdaDelta (Zeiler 2012, Algorithm 1) and Adam (Kingma & Ba
+// 2015, Algorithm 1): each update against the paper's recursion written out entry by entry, and
+// their validation.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -67,6 +68,32 @@ TEST(AdaptiveOptimizers, AdadeltaIsZeilersAlgorithmOne) {
       const double dx = -std::sqrt(edx2[i] + 1e-6) / std::sqrt(eg2[i] + 1e-6) * g[i];
       edx2[i] = 0.9 * edx2[i] + 0.1 * dx * dx;
       x[i] += dx;
+    }
+    for (int i = 0; i < 2; ++i) EXPECT_NEAR(w[0](0, i), x[i], 1e-15);
+  }
+}
+
+// Kingma & Ba 2015, Algorithm 1: m, v moving averages, bias-corrected by 1 - beta^t.
+TEST(AdaptiveOptimizers, AdamIsKingmaBaAlgorithmOne) {
+  auto o = options("adam", 0.05);
+  o.beta1 = 0.8;
+  o.beta2 = 0.95;
+  EXPECT_EQ(o.resolved_eps(), 1e-8);
+  Factors w{Mat(1, 2)};
+  w[0] << 1.0, -1.0;
+  auto opt = Optimizer::create(o, w);
+  double x[2] = {1.0, -1.0}, m[2] = {0, 0}, v[2] = {0, 0};
+  int t = 0;
+  for (const auto& g : kGrads) {
+    Factors grad{Mat(1, 2)};
+    grad[0] << g[0], g[1];
+    opt->step(w, grad);
+    ++t;
+    for (int i = 0; i < 2; ++i) {
+      m[i] = 0.8 * m[i] + 0.2 * g[i];
+      v[i] = 0.95 * v[i] + 0.05 * g[i] * g[i];
+      const double mh = m[i] / (1 - std::pow(0.8, t)), vh = v[i] / (1 - std::pow(0.95, t));
+      x[i] -= 0.05 * mh / (std::sqrt(vh) + 1e-8);
     }
     for (int i = 0; i < 2; ++i) EXPECT_NEAR(w[0](0, i), x[i], 1e-15);
   }
