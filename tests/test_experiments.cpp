@@ -78,8 +78,9 @@ TEST(ExperimentParams, UserFileKeysAreCheckedAgainstTheBuiltIn) {
 
 TEST(ExperimentRun, BadNamesAndOptions) {
   Options o;
-  EXPECT_EQ(error_of([&] { run_experiment("fig9", o); }),
-            "experiment: unknown name 'fig9' (expected one of fig2, fig3, prop5, compression)");
+  EXPECT_EQ(
+      error_of([&] { run_experiment("fig9", o); }),
+      "experiment: unknown name 'fig9' (expected one of fig1-lp, fig2, fig3, prop5, compression)");
   o.workers = 0;
   EXPECT_EQ(error_of([&] { run_experiment("fig2", o); }), "--workers: must be >= 1, got 0");
   const auto dir = temp_dir("perdepth");
