@@ -19,6 +19,10 @@ import subprocess
 import sys
 import tempfile
 
+# These SDPs are tiny: threaded OpenBLAS only adds spin-waits, and on a loaded 2-core machine its
+# threads stalled cvxopt's solves for minutes (the test timed out). One thread; before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 try:
     import numpy as np
     from cvxopt import matrix, solvers, spmatrix
