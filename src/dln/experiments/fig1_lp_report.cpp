@@ -412,7 +412,12 @@ std::string report_body(const std::vector<Instance>& instances, const std::vecto
         if (!a || !b) continue;
         any = true;
         const double ga = gap(*a, instances[i]), gb = gap(*b, instances[i]);
-        const double ratio = std::max(ga, gb) / std::min(ga, gb);
+        // Gaps at rounding level (<= 1e-12 l(0), possibly negative) are both l*: equal.
+        const double floor = 1e-12 * instances[i].l0;
+        const double ratio = (ga <= floor && gb <= floor) ? 1.0
+                             : (ga <= floor || gb <= floor)
+                                 ? std::numeric_limits<double>::infinity()
+                                 : std::max(ga, gb) / std::min(ga, gb);
         ok = ok && ratio <= 2;
         ev.push_back(fmt::format("{} p={} depth {}: {:.3g} vs {:.3g}", instances[i].dataset,
                                  instances[i].p, n, ga, gb));
