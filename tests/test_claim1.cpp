@@ -11,9 +11,12 @@
 #include "dln/losses/loss.hpp"
 #include "dln/model/network.hpp"
 #include "dln/optimizers/optimizer.hpp"
+#include "test_support.hpp"
 
 namespace dln::acceleration {
 namespace {
+
+using dln::testing::expect_error;
 
 struct Data {
   Mat x, y;
@@ -80,72 +83,50 @@ TEST(LpOptimum, P2IsLeastSquaresAndExactFitIsZero) {
 
 TEST(LpOptimum, BadInputsAreOneLineErrors) {
   const Data d = noisy_lp_data(3, 1, 10, 1);
-  auto msg = [](auto f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  EXPECT_EQ(msg([&] { lp_regression_optimum(d.x, d.y, 3); }),
-            "problem.p: must be an even integer >= 2, got 3");
-  EXPECT_EQ(msg([&] { lp_regression_optimum(d.x, d.y.leftCols(4), 4); }),
-            "lp optimum: X is 3x10 and Y 1x4: need the same number (> 0) of samples");
+  expect_error([&] { lp_regression_optimum(d.x, d.y, 3); },
+               "problem.p: must be an even integer >= 2, got 3");
+  expect_error([&] { lp_regression_optimum(d.x, d.y.leftCols(4), 4); },
+               "lp optimum: X is 3x10 and Y 1x4: need the same number (> 0) of samples");
   Mat bad = d.x;
   bad(0, 0) = std::nan("");
-  EXPECT_EQ(msg([&] { lp_regression_optimum(bad, d.y, 4); }), "lp optimum: non-finite X or Y");
+  expect_error([&] { lp_regression_optimum(bad, d.y, 4); }, "lp optimum: non-finite X or Y");
   LpOptimumOptions o;
   o.max_iters = 0;
-  EXPECT_EQ(msg([&] { lp_regression_optimum(d.x, d.y, 4, o); }),
-            "lp optimum: max_iters: must be >= 1, got 0");
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
+  expect_error([&] { lp_regression_optimum(d.x, d.y, 4, o); },
+               "lp optimum: max_iters: must be >= 1, got 0");
 }
 
 TEST(Claim1, BadArgumentsAreOneLineErrors) {
-  EXPECT_EQ(error_of([] {
-              iterations_to_epsilon({0, 1}, {1.0}, 0, 1);
-            }),
-            "iterations_to_epsilon: 2 iterations but 1 losses");
-  EXPECT_EQ(error_of([] { iterations_to_epsilon({0}, {1.0}, 0, 0); }),
-            "iterations_to_epsilon: epsilon must be > 0, got 0");
+  expect_error(
+      [] {
+        iterations_to_epsilon({0, 1}, {1.0}, 0, 1);
+      },
+      "iterations_to_epsilon: 2 iterations but 1 losses");
+  expect_error([] { iterations_to_epsilon({0}, {1.0}, 0, 0); },
+               "iterations_to_epsilon: epsilon must be > 0, got 0");
   auto run = [](double r) {
     RatePoint p;
     p.rate = r;
     return p;
   };
-  auto search = [&](auto edit) {
+  auto search = [&](auto edit, const std::string& message) {
     RateSearchOptions o;
     edit(o);
-    return error_of([&] { search_best_rate(run, o); });
+    expect_error([&] { search_best_rate(run, o); }, message);
   };
-  EXPECT_EQ(search([](auto& o) { o.start = 0; }),
-            "rate search: start must be finite and > 0, got 0");
-  EXPECT_EQ(search([](auto& o) { o.factor = 1; }),
-            "rate search: factor must be finite and > 1, got 1");
-  EXPECT_EQ(search([](auto& o) { o.patience = 0; }), "rate search: patience must be >= 1, got 0");
-  EXPECT_EQ(search([](auto& o) { o.max_points = 0; }),
-            "rate search: max_points must be >= 1, got 0");
-  EXPECT_EQ(search([](auto& o) { o.min_rate = 1; }),
-            "rate search: start 0.001 outside [min_rate, max_rate] = [1, inf]");
-  EXPECT_EQ(error_of([&] { best_rate_on_grid(run, {}); }), "rate search: the grid is empty");
-  EXPECT_EQ(error_of([&] {
-              best_rate_on_grid(run, {0.1, -1});
-            }),
-            "rate search: rate -1 is not > 0");
+  search([](auto& o) { o.start = 0; }, "rate search: start must be finite and > 0, got 0");
+  search([](auto& o) { o.factor = 1; }, "rate search: factor must be finite and > 1, got 1");
+  search([](auto& o) { o.patience = 0; }, "rate search: patience must be >= 1, got 0");
+  search([](auto& o) { o.max_points = 0; }, "rate search: max_points must be >= 1, got 0");
+  search([](auto& o) { o.min_rate = 1; },
+         "rate search: start 0.001 outside [min_rate, max_rate] = [1, inf]");
+  expect_error([&] { best_rate_on_grid(run, {}); }, "rate search: the grid is empty");
+  expect_error([&] { best_rate_on_grid(run, {0.1, -1}); }, "rate search: rate -1 is not > 0");
   LpOptimumOptions o;
   o.grad_tol = -1;
   Mat x = Mat::Ones(1, 2), y = Mat::Ones(1, 2);
-  EXPECT_EQ(error_of([&] { lp_regression_optimum(x, y, 4, o); }),
-            "lp optimum: grad_tol: must be finite and >= 0, got -1");
+  expect_error([&] { lp_regression_optimum(x, y, 4, o); },
+               "lp optimum: grad_tol: must be finite and >= 0, got -1");
 }
 
 TEST(Claim1, IterationsToEpsilon) {
