@@ -53,22 +53,22 @@ Objective::Objective(std::vector<Index> dims, const Loss& loss)
   prefix_.resize(static_cast<std::size_t>(n) + 1);
   suffix_.resize(static_cast<std::size_t>(n) + 1);
   scratch_.resize(static_cast<std::size_t>(n) + 1);
-  // Completion never forms W_{n:1} (d_n x d_0): its prefixes stop at W_{n-1:1}.
-  for (int j = 2; j <= (completion_ ? n - 1 : n); ++j) prefix_[j].setZero(d(j), d(0));
-  for (int j = 1; j < n; ++j)
-    if (j < n - 1 || n == 2) suffix_[j].setZero(d(j), d(n));
-  for (int j = 1; j <= n; ++j) {
-    if (completion_) {
-      if (j >= 2) scratch_[j].setZero(d(j - 1), d(n));  // W_{j-1:1} G^T (j = 1 is never used)
-    } else {
-      scratch_[j].setZero(d(j), d(0));  // W_{n:j+1}^T G
+  output_side_ = !completion_ && n >= 2 && d(n) < d(0);
+  if (!output_side_) {
+    // Completion never forms W_{n:1} (d_n x d_0): its prefixes stop at W_{n-1:1}.
+    for (int j = 2; j <= (completion_ ? n - 1 : n); ++j) prefix_[j].setZero(d(j), d(0));
+    for (int j = 1; j < n; ++j)
+      if (j < n - 1 || n == 2) suffix_[j].setZero(d(j), d(n));
+    for (int j = 1; j <= n; ++j) {
+      if (completion_) {
+        if (j >= 2) scratch_[j].setZero(d(j - 1), d(n));  // W_{j-1:1} G^T (j = 1 is never used)
+      } else {
+        scratch_[j].setZero(d(j), d(0));  // W_{n:j+1}^T G
+      }
     }
   }
   if (!completion_) grad_loss_.setZero(d(n), d(0));
-  output_side_ = !completion_ && n >= 2 && d(n) < d(0);
   if (output_side_) {
-    for (int j = 2; j <= n; ++j) prefix_[j].resize(0, 0);
-    for (int j = 1; j <= n; ++j) suffix_[j].resize(0, 0), scratch_[j].resize(0, 0);
     output_chain_.resize(static_cast<std::size_t>(n) + 1);
     input_grad_.resize(static_cast<std::size_t>(n) + 1);
     for (int j = 1; j < n; ++j) output_chain_[j].setZero(d(n), d(j - 1));
