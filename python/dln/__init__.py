@@ -9,7 +9,8 @@ Two levels (docs/python.md):
 * Claim 1 (Section 3.2): ``lp_regression_optimum``, ``iterations_to_epsilon``,
   ``search_best_rate`` / ``best_rate_on_grid`` and ``end_to_end_descent`` on a user's loss.
 
-Plotting lives in ``dln.plot`` (matplotlib, imported on demand).
+Plotting lives in ``dln.plot`` (matplotlib, imported on demand); linear overparameterization
+of torch.nn networks in ``dln.torch`` (import it explicitly: ``import dln.torch``).
 """
 from ._dln import *  # noqa: F401,F403
 from ._dln import __version__  # noqa: F401
