@@ -195,7 +195,7 @@ def overparameterize(module, depth=2, width=None, conv=False, conv_rate=4, init=
     hidden width ``width`` (None: out_features, the published choice: dense 3136 -> 512 becomes
     3136 -> 512 -> 512), bias on the last factor, same dtype and device. Subclasses of
     ``nn.Linear`` (e.g. ``nn.MultiheadAttention``'s ``out_proj``, whose weight is read directly)
-    are left alone. ``depth=1`` gives an unchanged copy.
+    are left alone, and so are existing products. ``depth=1`` gives an unchanged copy.
 
     ``conv=True``: every exactly-``nn.Conv2d`` becomes a ``ConvProduct``: the k x k conv (same
     kernel_size, stride, padding incl. 'same'/'valid', dilation, groups, padding_mode) to
@@ -248,6 +248,8 @@ def overparameterize(module, depth=2, width=None, conv=False, conv_rate=4, init=
         return result
 
     def visit(m, name):
+        if isinstance(m, (LinearProduct, ConvProduct)):
+            return m  # already a product: kept as it is (returning it stops the descent)
         if type(m) is nn.Linear:
             return _expand_linear(m, _display(name), depth, width, init, generator)
         if conv and type(m) is nn.Conv2d:
@@ -349,7 +351,7 @@ def collapse(module, rank=None, energy=None, factored=False, report=False):
 
     Truncation (Section 4.4), for Linear layers only (collapsed products and plain ``nn.Linear``;
     convs are never truncated): ``rank``, an int for every Linear layer or a dict
-    {qualified name in ``module.named_modules()``: int}, keeps the best rank-r approximation
+    {qualified name in ``module.named_modules()`` ('' for the root): int}, keeps the best rank-r approximation
     (Eckart-Young, by SVD in float64); ``energy`` in (0, 1] keeps the smallest rank whose leading
     sigma_i^2 hold that fraction of ||W||_F^2. A rank >= min(d, d') keeps the dense weight
     unchanged. ``factored=True`` stores a truncated layer as a depth-2 ``LinearProduct`` of width

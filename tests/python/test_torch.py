@@ -357,6 +357,8 @@ def test_depth_one_copy_generator_and_callable_init():
                             init=lambda w: calls.append(w.shape) or nn.init.trunc_normal_(
                                 w, std=0.1, a=-0.2, b=0.2))
     assert calls == [(6, 4), (6, 6), (3, 6)]
+    again = dt.overparameterize(c, depth=2)  # products are not expanded again
+    assert [type(f) for f in again[0].factors] == [nn.Linear] * 3
     assert all(f.weight.abs().max() <= 0.2 for f in c[0].factors)
     assert torch.equal(c[0].factors[-1].bias, model[0].bias)
 
