@@ -197,9 +197,69 @@ def compression(directory):
     return fig
 
 
+def smooth(values, window):
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def fig1_nonlinear(directory):
+    steps = read(directory, "training.csv")
+    epochs = read(directory, "epochs.csv")
+    trunc = read(directory, "truncation.csv")
+    window = 100
+    cfg = os.path.join(directory, "config.toml")
+    if os.path.exists(cfg):
+        for line in open(cfg):
+            if line.strip().startswith("smoothing"):
+                window = int(line.split("=")[1].split("#")[0])
+    models = list(dict.fromkeys(r["model"] for r in steps))
+    colors = dict(zip(models, ["tab:blue", "tab:red", "tab:green", "tab:purple"]))
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.4))
+    for col, title in (("loss", "training loss (cross-entropy + L2, as plotted)"),
+                       ("cross_entropy", "training cross-entropy (data term)")):
+        ax = axes[0 if col == "loss" else 1]
+        for m in models:
+            rs = [r for r in steps if r["model"] == m]
+            x = [int(r["step"]) for r in rs]
+            y = [float(r[col]) for r in rs]
+            ax.plot(x, y, color=colors[m], alpha=0.15, linewidth=0.5)
+            ax.plot(x, smooth(y, window), color=colors[m], label=m)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(f"{title}; {window}-step mean", fontsize=9)
+        ax.legend(fontsize=8)
+    ax = axes[2]
+    for m in models:
+        rs = [r for r in epochs if r["model"] == m]
+        ax.plot([int(r["epoch"]) for r in rs], [100 * float(r["test_accuracy"]) for r in rs],
+                marker="o", color=colors[m], label=m)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("test accuracy", fontsize=9)
+    ax.legend(fontsize=8)
+    ax = axes[3]
+    for m in models:
+        rs = [r for r in trunc if r["model"] == m]
+        ax.plot([int(r["dense_params_kept"]) for r in rs], [100 * float(r["test_accuracy"]) for r in rs],
+                marker=".", color=colors[m], label=m)
+    ax.set_xscale("log")
+    ax.set_xlabel("dense parameters kept, sum of rho (d + d' - rho) + bias")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("rank-truncated dense layers (Section 4.4)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.suptitle("Figure 1 (right) on Fashion-MNIST: original vs linearly overparameterized CNN")
+    fig.tight_layout()
+    return fig
+
+
 def main():
     directory, name = sys.argv[1], sys.argv[2]
-    fig = {"fig1-lp": fig1_lp, "fig2": fig2, "fig3": fig3, "prop5": prop5, "compression": compression}[name](directory)
+    fig = {"fig1-lp": fig1_lp, "fig1-nonlinear": fig1_nonlinear, "fig2": fig2, "fig3": fig3, "prop5": prop5, "compression": compression}[name](directory)
     for ext in ("png", "svg"):
         fig.savefig(os.path.join(directory, f"{name}.{ext}"), dpi=120)
 

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <map>
+
 #include "dln/experiments/common.hpp"
 
 namespace dln::experiments {
@@ -13,9 +15,16 @@ bool Options::IsValid(std::string* error) const {
   return true;
 }
 
-std::vector<std::string> names() { return {"fig1-lp", "fig2", "fig3", "prop5", "compression"}; }
+std::vector<std::string> names() {
+  return {"fig1-lp", "fig1-nonlinear", "fig2", "fig3", "prop5", "compression"};
+}
 
 namespace {
+std::map<std::string, ExperimentEntry>& registry() {
+  static std::map<std::string, ExperimentEntry> r;
+  return r;
+}
+
 void check_name(const std::string& name) {
   for (const auto& n : names())
     if (n == name) return;
@@ -23,6 +32,11 @@ void check_name(const std::string& name) {
                           fmt::join(names(), ", ")));
 }
 }  // namespace
+
+void register_experiment(const std::string& name, ExperimentEntry entry) {
+  check_name(name);
+  registry()[name] = entry;
+}
 
 std::string default_config(const std::string& name) {
   check_name(name);
@@ -35,6 +49,13 @@ int run_experiment(const std::string& name, const Options& options) {
   if (!options.IsValid(&error)) throw Error(error);
   Options o = options;
   if (o.out.empty()) o.out = "experiment-" + name;
+  if (name == "fig1-nonlinear") {
+    const auto it = registry().find(name);
+    if (it == registry().end())
+      throw Error("experiment fig1-nonlinear: this dln was built without libtorch (configure "
+                  "with -DDLN_WITH_TORCH=ON, as `make build` does)");
+    return it->second(o);
+  }
   if (name == "fig1-lp") return fig1_lp(o);
   if (name == "fig2") return fig2(o);
   if (name == "fig3") return fig3(o);

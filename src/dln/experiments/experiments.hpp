@@ -32,6 +32,12 @@ std::vector<std::string> names();
 // Throws dln::Error on a bad name, option or config.
 int run_experiment(const std::string& name, const Options& options);
 
+// Experiments of optional layers (fig1-nonlinear needs libtorch) are entry points registered at
+// start-up by what links them (the CLI, the Python module); run_experiment refuses an
+// unregistered one with the build option it needs.
+using ExperimentEntry = int (*)(const Options&);
+void register_experiment(const std::string& name, ExperimentEntry entry);
+
 // The built-in config of an experiment (experiments/NAME.toml), for `--print-config`.
 std::string default_config(const std::string& name);
 
