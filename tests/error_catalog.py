@@ -259,6 +259,7 @@ def split_env(trigger):
 
 
 NO_TORCH = "needs torch"
+NO_LIBTORCH = "experiment fig1-nonlinear: this dln was built without libtorch"
 
 
 def run_trigger(e, dln, fixtures, pymod, work, templates):
@@ -310,6 +311,9 @@ def run_trigger(e, dln, fixtures, pymod, work, templates):
             if str(p.returncode) != code:
                 return f"exit {p.returncode}, expected {code}; stderr: {p.stderr.strip()[-300:]}"
             lines = [l for l in err if l.startswith("dln: error: ")]
+            if (lines and lines[0].startswith(f"dln: error: {NO_LIBTORCH}")
+                    and not e.template.startswith(NO_LIBTORCH)):
+                return NO_TORCH  # fig1-nonlinear's triggers need a build with libtorch
             if code == "3":  # a run that ended as diverged: the reason is in summary.json
                 with open(os.path.join(subst["out"], "summary.json")) as f:
                     lines = ["dln: error: " + json.load(f)["message"]]
@@ -403,7 +407,7 @@ def main():
           f"{counts['gtest']} by gtest, {counts['internal']} internal; {len(src)} templates in "
           f"the sources; {time.time() - t0:.1f} s"
           + (f"; {skipped} Python triggers not run (no module built)" if skipped else "")
-          + (f"; {counts['no_torch']} dln.torch triggers not run (no torch)"
+          + (f"; {counts['no_torch']} torch triggers not run (no torch / libtorch)"
              if counts["no_torch"] else ""))
     for p in problems:
         print("FAIL:", p)

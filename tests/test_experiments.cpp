@@ -78,9 +78,9 @@ TEST(ExperimentParams, UserFileKeysAreCheckedAgainstTheBuiltIn) {
 
 TEST(ExperimentRun, BadNamesAndOptions) {
   Options o;
-  EXPECT_EQ(
-      error_of([&] { run_experiment("fig9", o); }),
-      "experiment: unknown name 'fig9' (expected one of fig1-lp, fig2, fig3, prop5, compression)");
+  EXPECT_EQ(error_of([&] { run_experiment("fig9", o); }),
+            "experiment: unknown name 'fig9' (expected one of fig1-lp, fig1-nonlinear, fig2, fig3, "
+            "prop5, compression)");
   o.workers = 0;
   EXPECT_EQ(error_of([&] { run_experiment("fig2", o); }), "--workers: must be >= 1, got 0");
   const auto dir = temp_dir("perdepth");
@@ -172,6 +172,29 @@ TEST(ExperimentRun, ResultsAreIdenticalForOneAndTwoWorkers) {
   EXPECT_GT(csv[0].size(), 1000u);
   EXPECT_EQ(results[0], results[1]);  // two workers start the longest runs first: same rows
   EXPECT_NE(results[0].find("depth3"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dln::experiments
+
+namespace dln::experiments {
+namespace {
+
+// The core alone (no libtorch linked): fig1-nonlinear is listed but refused with the option.
+TEST(Experiments, Fig1NonlinearNeedsLibtorch) {
+  const auto n = names();
+  EXPECT_NE(std::find(n.begin(), n.end(), "fig1-nonlinear"), n.end());
+  Options o;
+  o.out = (std::filesystem::temp_directory_path() / "dln-fig1nl-unregistered").string();
+  try {
+    run_experiment("fig1-nonlinear", o);
+    ADD_FAILURE() << "ran without libtorch";
+  } catch (const Error& e) {
+    // clang-format off
+    EXPECT_EQ(std::string(e.what()), "experiment fig1-nonlinear: this dln was built without libtorch (configure with -DDLN_WITH_TORCH=ON, as `make build` does)");
+    // clang-format on
+  }
+  EXPECT_FALSE(std::filesystem::exists(o.out));
 }
 
 }  // namespace

@@ -50,9 +50,10 @@ class TorchTest : public ::testing::Test {
 };
 
 TEST_F(TorchTest, ExpandThenCollapseIsTheSameFunction) {
-  const std::vector<ConvCase> convs = {{3, 1, 1, 1, 1, true, "zeros"},  {3, 2, 1, 1, 1, false, "zeros"},
-                                       {5, 1, 2, 2, 1, true, "zeros"},  {3, 1, 1, 1, 2, true, "zeros"},
-                                       {3, 1, 1, 1, 1, true, "reflect"}, {3, 2, 0, 1, 2, false, "circular"}};
+  const std::vector<ConvCase> convs = {
+      {3, 1, 1, 1, 1, true, "zeros"},   {3, 2, 1, 1, 1, false, "zeros"},
+      {5, 1, 2, 2, 1, true, "zeros"},   {3, 1, 1, 1, 2, true, "zeros"},
+      {3, 1, 1, 1, 1, true, "reflect"}, {3, 2, 0, 1, 2, false, "circular"}};
   for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
     const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-4;
     for (int depth : {2, 3})
@@ -121,7 +122,8 @@ TEST_F(TorchTest, OneStepFollowsEquation4) {
     sgd.zero_grad();
     torch::mse_loss(e->forward(x), y).backward();
     sgd.step();
-    const torch::Tensor predicted = w - eta * (w2.matmul(w2.t()).matmul(g) + g.matmul(w1.t().matmul(w1)));
+    const torch::Tensor predicted =
+        w - eta * (w2.matmul(w2.t()).matmul(g) + g.matmul(w1.t().matmul(w1)));
     const double residual = (p->end_to_end_weight() - predicted).norm().item<double>();
     ratio.push_back(residual / (eta * eta));
     EXPECT_LT(residual / eta, 0.2 * (w2.matmul(w2.t()).matmul(g)).norm().item<double>());
@@ -158,9 +160,8 @@ TEST_F(TorchTest, TruncationIsEckartYoungAndFullRankIsLossless) {
   const double dropped = s.narrow(0, 3, s.size(0) - 3).square().sum().item<double>();
   EXPECT_NEAR((w - full_w).square().sum().item<double>(), dropped, 1e-12);
   EXPECT_EQ(t.layers[0].params_kept, 3 * (8 + 12 - 3) + 8);  // Section 4.4, plus the bias
-  EXPECT_EQ(t.layers[1].rank_kept, 3);                      // fc2 untouched (its rank is 3)
-  EXPECT_NEAR(t.layers[0].energy_kept,
-              1 - dropped / s.square().sum().item<double>(), 1e-12);
+  EXPECT_EQ(t.layers[1].rank_kept, 3);                       // fc2 untouched (its rank is 3)
+  EXPECT_NEAR(t.layers[0].energy_kept, 1 - dropped / s.square().sum().item<double>(), 1e-12);
 
   r3.factored = true;
   auto f = collapse(e, r3);
@@ -234,10 +235,10 @@ TEST_F(TorchTest, BadOptionsGetTheirErrors) {
   };
   nn::Sequential s;
   s->push_back("block", std::make_shared<Block>());
+  // clang-format off
   expect_error([&] { overparameterize(s, {}); },
-               "overparameterize: layer 'block' (Block) holds a Linear inside a module that is "
-               "not a Sequential; its forward() cannot be rewritten from outside (use "
-               "dln::nonlinear::LinearProduct in that module)");
+               "overparameterize: layer 'block' (Block) holds a Linear inside a module that is not a Sequential; its forward() cannot be rewritten from outside (use dln::nonlinear::LinearProduct in that module)");
+  // clang-format on
   expect_error([] { dln::nonlinear::parse_expand_init("zeros", "init"); },
                "init: unknown initialisation 'zeros' (expected identity, factors or product)");
 }

@@ -15,7 +15,10 @@ int demo(bool quiet);
 
 // `dln complete RATINGS --out DIR` (src/cli/complete.cpp, docs/complete.md).
 void add_complete(CLI::App& app, std::vector<Command>& commands);
-void add_experiment(CLI::App& app, std::vector<Command>& commands);
+// `dln experiment NAME` (src/cli/experiment.cpp). Without libtorch linked in, fig1-nonlinear
+// re-executes `argv` as the dln-torch binary beside this one (the same CLI with libtorch), so
+// that every other command starts without loading libtorch.
+void add_experiment(CLI::App& app, std::vector<Command>& commands, char** argv);
 // `dln baseline nuclear-norm | soft-impute | als` (src/cli/baseline.cpp, docs/baselines.md).
 void add_baseline(CLI::App& app, std::vector<Command>& commands);
 

@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
   std::vector<dln::cli::Command> commands;
   dln::cli::add_baseline(app, commands);
   dln::cli::add_complete(app, commands);
-  dln::cli::add_experiment(app, commands);
+  dln::cli::add_experiment(app, commands, argv);
 
   try {
     app.parse(argc, argv);

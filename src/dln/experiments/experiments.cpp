@@ -52,8 +52,9 @@ int run_experiment(const std::string& name, const Options& options) {
   if (name == "fig1-nonlinear") {
     const auto it = registry().find(name);
     if (it == registry().end())
-      throw Error("experiment fig1-nonlinear: this dln was built without libtorch (configure "
-                  "with -DDLN_WITH_TORCH=ON, as `make build` does)");
+      throw Error(
+          "experiment fig1-nonlinear: this dln was built without libtorch (configure "
+          "with -DDLN_WITH_TORCH=ON, as `make build` does)");
     return it->second(o);
   }
   if (name == "fig1-lp") return fig1_lp(o);

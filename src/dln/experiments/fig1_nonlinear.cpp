@@ -3,6 +3,7 @@
 // collapse (same function) and rank truncation of the dense layers (Section 4.4).
 #include "dln/experiments/fig1_nonlinear.hpp"
 
+#include <fmt/format.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -11,8 +12,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-
-#include <fmt/format.h>
 
 #include "dln/io/npy.hpp"
 #include "dln/torch/image_data.hpp"
@@ -133,7 +132,8 @@ class ProgressBar {
     if (!tty_ && pct < next_ && done < total_) return;
     next_ = pct - pct % 5 + 5;
     const double elapsed = seconds_since(start_);
-    const double eta = done > 0 ? elapsed * static_cast<double>(total_ - done) / static_cast<double>(done) : 0;
+    const double eta =
+        done > 0 ? elapsed * static_cast<double>(total_ - done) / static_cast<double>(done) : 0;
     const int filled = pct / 4;
     const std::string line =
         fmt::format("[{}{}] {:3d}% {}  {:.0f}s, eta {:.0f}s", std::string(filled, '#'),
@@ -211,13 +211,12 @@ struct Training {
       loss.backward();
       opt.step();
       train_seconds += seconds_since(ts);
-      r.steps.push_back({step, epoch, lr, loss.item<double>(), ce.item<double>(),
-                         l2 * reg.item<double>()});
+      r.steps.push_back(
+          {step, epoch, lr, loss.item<double>(), ce.item<double>(), l2 * reg.item<double>()});
       const long next_epoch = (step + 1) * batch / n;
       if (next_epoch > epoch || step + 1 == setup.steps) record_epoch(epoch + 1, step + 1);
-      bar.update(done_before + step + 1,
-                 fmt::format("{} step {}/{} loss {:.3f}", name, step + 1, setup.steps,
-                             r.steps.back().loss));
+      bar.update(done_before + step + 1, fmt::format("{} step {}/{} loss {:.3f}", name, step + 1,
+                                                     setup.steps, r.steps.back().loss));
     }
     done_before += setup.steps;
     r.seconds = seconds_since(t0);
@@ -292,9 +291,10 @@ int fig1_nonlinear(const Options& options) {
     throw Error(fmt::format("experiment.train_size: must exceed batch_size ({}), got {}", batch,
                             setup.train_size));
   if (validation_size < 1 || setup.train_size + validation_size > 60000)
-    throw Error(fmt::format("experiment.validation_size: must be >= 1 with train_size + "
-                            "validation_size <= 60000, got {}",
-                            validation_size));
+    throw Error(
+        fmt::format("experiment.validation_size: must be >= 1 with train_size + "
+                    "validation_size <= 60000, got {}",
+                    validation_size));
   if (setup.test_size < 1 || setup.test_size > 10000)
     throw Error(fmt::format("experiment.test_size: must be in 1..10000, got {}", setup.test_size));
   if (epochs < 1) throw Error(fmt::format("experiment.epochs: must be >= 1, got {}", epochs));
@@ -302,20 +302,24 @@ int fig1_nonlinear(const Options& options) {
     throw Error(fmt::format("experiment.depth: must be >= 2, got {}", setup.depth));
   if (setup.width < 0)
     throw Error(fmt::format("experiment.width: must be >= 0, got {}", setup.width));
-  if (threads < 0)
-    throw Error(fmt::format("experiment.threads: must be >= 0, got {}", threads));
+  if (threads < 0) throw Error(fmt::format("experiment.threads: must be >= 0, got {}", threads));
   if (p.integer("eval_batch") < 1)
-    throw Error(fmt::format("experiment.eval_batch: must be >= 1, got {}", p.integer("eval_batch")));
+    throw Error(
+        fmt::format("experiment.eval_batch: must be >= 1, got {}", p.integer("eval_batch")));
   if (setup.smoothing < 1 || setup.claim_window < 1)
     throw Error("experiment.smoothing, experiment.claim_window: must be >= 1");
-  for (long r : p.integers("ranks"))
+  const auto ranks = p.integers("ranks");
+  for (long r : ranks)
     if (r < 1) throw Error(fmt::format("experiment.ranks: every rank must be >= 1, got {}", r));
+  if (std::find(ranks.begin(), ranks.end(), p.integer("claim_rank")) == ranks.end())
+    throw Error(fmt::format("experiment.claim_rank: must be one of ranks, got {}",
+                            p.integer("claim_rank")));
   for (const auto& m : models)
     if (m != "original" && m != "overparameterized" && m != "overparameterized_identity")
-      throw Error(fmt::format("experiment.models: unknown model '{}' (expected original, "
-                              "overparameterized or overparameterized_identity)",
-                              m));
-  if (models.empty()) throw Error("experiment.models: must name at least one model");
+      throw Error(
+          fmt::format("experiment.models: unknown model '{}' (expected original, "
+                      "overparameterized or overparameterized_identity)",
+                      m));
   const double dropout = p.real("dropout");
   if (!(dropout >= 0 && dropout < 1))
     throw Error(fmt::format("experiment.dropout: must be in [0, 1), got {}", dropout));
@@ -335,8 +339,13 @@ int fig1_nonlinear(const Options& options) {
   const nonlinear::ImageData test = nonlinear::load_fashion_mnist(dir, "t10k");
   // The tutorial validates on the first images and trains on the ones after them.
   ProgressBar bar(options, setup.steps * static_cast<long>(models.size()));
-  Training training{p,   options, setup, slice(train, validation_size, setup.train_size),
-                    slice(train, 0, validation_size), slice(test, 0, setup.test_size), bar};
+  Training training{p,
+                    options,
+                    setup,
+                    slice(train, validation_size, setup.train_size),
+                    slice(train, 0, validation_size),
+                    slice(test, 0, setup.test_size),
+                    bar};
 
   const double std = p.real("init_std"), bias = p.real("bias_init");
   const auto seed = static_cast<std::uint64_t>(p.integer("seed"));
@@ -358,7 +367,8 @@ int fig1_nonlinear(const Options& options) {
       }
       m = nonlinear::overparameterize(original, o);
     }
-    if (p.boolean("save_parameters")) save_parameters(m, fmt::format("{}/init/{}", options.out, name));
+    if (p.boolean("save_parameters"))
+      save_parameters(m, fmt::format("{}/init/{}", options.out, name));
     runs.push_back(training.run(name, m));
   }
   return report(options, p, setup, runs, start);

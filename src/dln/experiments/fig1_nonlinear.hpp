@@ -40,7 +40,7 @@ struct ModelRun {
   std::vector<std::vector<double>> spectra;    // singular values of each dense layer
   double seconds = 0, ms_per_step = 0;
   double test_accuracy = 0, collapsed_accuracy = 0;
-  double collapse_max_abs = 0;                 // max |logits(expanded) - logits(collapsed)|
+  double collapse_max_abs = 0;  // max |logits(expanded) - logits(collapsed)|
   long collapse_prediction_mismatches = 0;
   double inference_ms = 0, collapsed_inference_ms = 0;  // a pass over the test images
 };

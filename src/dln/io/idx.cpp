@@ -1,12 +1,11 @@
 #include "dln/io/idx.hpp"
 
+#include <fmt/format.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cstring>
 #include <optional>
-
-#include <fmt/format.h>
 
 #include "dln/core/memory.hpp"
 #include "dln/core/types.hpp"
@@ -19,12 +18,18 @@ constexpr std::uint8_t kUnsignedByte = 0x08;
 
 std::string type_name(std::uint8_t t) {
   switch (t) {
-    case 0x09: return "signed byte";
-    case 0x0B: return "short";
-    case 0x0C: return "int";
-    case 0x0D: return "float";
-    case 0x0E: return "double";
-    default: return "unknown";
+    case 0x09:
+      return "signed byte";
+    case 0x0B:
+      return "short";
+    case 0x0C:
+      return "int";
+    case 0x0D:
+      return "float";
+    case 0x0E:
+      return "double";
+    default:
+      return "unknown";
   }
 }
 
@@ -42,9 +47,10 @@ std::optional<Header> parse_header(std::string_view b, const std::string& source
     throw Error(fmt::format("{}: not an IDX file (magic {:02x} {:02x}, expected 00 00)", source,
                             u(0), u(1)));
   if (u(2) != kUnsignedByte)
-    throw Error(fmt::format("{}: IDX type 0x{:02X} ({}) is not supported; expected 0x08 "
-                            "(unsigned byte)",
-                            source, u(2), type_name(u(2))));
+    throw Error(
+        fmt::format("{}: IDX type 0x{:02X} ({}) is not supported; expected 0x08 "
+                    "(unsigned byte)",
+                    source, u(2), type_name(u(2))));
   const std::size_t rank = u(3);
   if (rank == 0) throw Error(fmt::format("{}: IDX rank is 0 (no dimensions)", source));
   Header h;
@@ -78,8 +84,8 @@ IdxArray take_entries(const Header& h, std::string_view b, const std::string& so
     throw Error(fmt::format("{}: truncated: the dimensions {} need {} entries, the file has {}",
                             source, fmt::join(h.dims, " x "), h.entries, have));
   if (have > h.entries)
-    throw Error(fmt::format("{}: more bytes than the {} entries the dimensions {} declare",
-                            source, h.entries, fmt::join(h.dims, " x ")));
+    throw Error(fmt::format("{}: more bytes than the {} entries the dimensions {} declare", source,
+                            h.entries, fmt::join(h.dims, " x ")));
   IdxArray a;
   a.dims = h.dims;
   a.data.assign(b.begin() + static_cast<std::ptrdiff_t>(h.header_bytes), b.end());
@@ -119,8 +125,8 @@ std::string gunzip(std::string_view in, const std::string& source, double max_by
     out.append(chunk.data(), produced);  // at most one chunk past the cap
     if (!header && (header = parse_header(out, source))) {
       require_memory(*header, source, max_bytes);
+      // No reserve: memory grows with the bytes that actually inflate, never past the cap.
       cap = static_cast<double>(header->header_bytes) + header->entries;
-      out.reserve(static_cast<std::size_t>(cap));
     }
     if (static_cast<double>(out.size()) > cap) {
       if (!header) throw Error(fmt::format("{}: not an IDX file (no header)", source));
@@ -146,8 +152,8 @@ IdxArray parse_idx(std::string_view bytes, const std::string& source, double max
   }
   const auto header = parse_header(bytes, source);
   if (!header)
-    throw Error(fmt::format("{}: truncated: {} bytes, shorter than an IDX header", source,
-                            bytes.size()));
+    throw Error(
+        fmt::format("{}: truncated: {} bytes, shorter than an IDX header", source, bytes.size()));
   require_memory(*header, source, max_bytes);
   return take_entries(*header, bytes, source);
 }
@@ -163,11 +169,11 @@ LabelledImages check_labelled_images(IdxArray images, IdxArray labels,
     throw Error(fmt::format("{}: expected images (count x rows x cols), got dimensions {}",
                             images_source, fmt::join(images.dims, " x ")));
   if (labels.dims.size() != 1)
-    throw Error(fmt::format("{}: expected labels (one dimension), got dimensions {}",
-                            labels_source, fmt::join(labels.dims, " x ")));
+    throw Error(fmt::format("{}: expected labels (one dimension), got dimensions {}", labels_source,
+                            fmt::join(labels.dims, " x ")));
   if (images.dims[0] != labels.dims[0])
-    throw Error(fmt::format("{}: {} labels for the {} images of {}", labels_source,
-                            labels.dims[0], images.dims[0], images_source));
+    throw Error(fmt::format("{}: {} labels for the {} images of {}", labels_source, labels.dims[0],
+                            images.dims[0], images_source));
   for (std::size_t i = 0; i < labels.size(); ++i)
     if (labels.data[i] >= classes)
       throw Error(fmt::format("{}: label {} of item {} is out of range 0..{}", labels_source,
@@ -181,8 +187,8 @@ LabelledImages check_labelled_images(IdxArray images, IdxArray labels,
   return d;
 }
 
-LabelledImages read_labelled_images(const std::string& images_path,
-                                    const std::string& labels_path, int classes) {
+LabelledImages read_labelled_images(const std::string& images_path, const std::string& labels_path,
+                                    int classes) {
   return check_labelled_images(read_idx(images_path), read_idx(labels_path), images_path,
                                labels_path, classes);
 }

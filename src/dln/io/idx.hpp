@@ -11,7 +11,7 @@
 namespace dln::io {
 
 struct IdxArray {
-  std::vector<std::size_t> dims;  // e.g. {60000, 28, 28} for images, {60000} for labels
+  std::vector<std::size_t> dims;   // e.g. {60000, 28, 28} for images, {60000} for labels
   std::vector<std::uint8_t> data;  // prod(dims) entries, row-major
   std::size_t size() const { return data.size(); }
 };
@@ -34,7 +34,7 @@ struct LabelledImages {
 LabelledImages check_labelled_images(IdxArray images, IdxArray labels,
                                      const std::string& images_source,
                                      const std::string& labels_source, int classes = 10);
-LabelledImages read_labelled_images(const std::string& images_path,
-                                    const std::string& labels_path, int classes = 10);
+LabelledImages read_labelled_images(const std::string& images_path, const std::string& labels_path,
+                                    int classes = 10);
 
 }  // namespace dln::io

@@ -1,11 +1,10 @@
 #include "dln/torch/image_data.hpp"
 
+#include <fmt/format.h>
 #include <torch/torch.h>
 
 #include <cstdlib>
 #include <filesystem>
-
-#include <fmt/format.h>
 
 #include "dln/core/types.hpp"
 #include "dln/io/idx.hpp"
@@ -26,9 +25,10 @@ ImageData load_fashion_mnist(const std::string& dir, const std::string& split) {
   const std::string labels = fmt::format("{}/{}-labels-idx1-ubyte.gz", base, split);
   for (const auto& f : {images, labels})
     if (!std::filesystem::exists(f))
-      throw Error(fmt::format("{}: no such file (install Debian's dataset-fashion-mnist, or set "
-                              "$DLN_FASHION_MNIST_DIR)",
-                              f));
+      throw Error(
+          fmt::format("{}: no such file (install Debian's dataset-fashion-mnist, or set "
+                      "$DLN_FASHION_MNIST_DIR)",
+                      f));
   io::LabelledImages d = io::read_labelled_images(images, labels, 10);
   const auto n = static_cast<std::int64_t>(d.count);
   const auto rows = static_cast<std::int64_t>(d.rows), cols = static_cast<std::int64_t>(d.cols);

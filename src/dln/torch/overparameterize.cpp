@@ -1,12 +1,11 @@
 #include "dln/torch/overparameterize.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include <cmath>
 #include <set>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "dln/core/types.hpp"
 #include "dln/diagnostics/metrics.hpp"
@@ -24,9 +23,12 @@ ExpandInit parse_expand_init(const std::string& text, const std::string& field) 
 
 std::string to_string(ExpandInit init) {
   switch (init) {
-    case ExpandInit::identity: return "identity";
-    case ExpandInit::factors: return "factors";
-    case ExpandInit::product: return "product";
+    case ExpandInit::identity:
+      return "identity";
+    case ExpandInit::factors:
+      return "factors";
+    case ExpandInit::product:
+      return "product";
   }
   return "?";
 }
@@ -61,8 +63,9 @@ void LinearProductImpl::reset() {
   for (int j = 0; j < options.depth; ++j) {
     const bool last = j == options.depth - 1;
     const std::int64_t next = last ? options.out : options.width;
-    factors.push_back(register_module(
-        fmt::format("W{}", j + 1), nn::Linear(nn::LinearOptions(prev, next).bias(last && options.bias))));
+    factors.push_back(
+        register_module(fmt::format("W{}", j + 1),
+                        nn::Linear(nn::LinearOptions(prev, next).bias(last && options.bias))));
     prev = next;
   }
 }
@@ -94,11 +97,11 @@ void ConvProductImpl::reset() {
   spatial = register_module("spatial", nn::Conv2d(first));
   for (int j = 1; j < options.depth; ++j) {
     const bool last = j == options.depth - 1;
-    pointwise.push_back(register_module(
-        fmt::format("pointwise{}", j),
-        nn::Conv2d(nn::Conv2dOptions(hidden, last ? b.out_channels() : hidden, 1)
-                       .groups(b.groups())
-                       .bias(last && b.bias()))));
+    pointwise.push_back(
+        register_module(fmt::format("pointwise{}", j),
+                        nn::Conv2d(nn::Conv2dOptions(hidden, last ? b.out_channels() : hidden, 1)
+                                       .groups(b.groups())
+                                       .bias(last && b.bias()))));
   }
 }
 
@@ -138,7 +141,8 @@ nn::Conv2dOptions conv2d_options(const nn::detail::ConvNdOptions<2>& o) {
 // Throws when a child other than a Sequential holds layers this rewrite would leave alone.
 void refuse_opaque(const nn::Module& m, const std::string& name, bool conv) {
   std::string type = m.name();
-  if (const auto colon = type.rfind("::"); colon != std::string::npos) type = type.substr(colon + 2);
+  if (const auto colon = type.rfind("::"); colon != std::string::npos)
+    type = type.substr(colon + 2);
   for (const auto& sub : m.modules(/*include_self=*/false)) {
     const bool linear = dynamic_cast<const nn::LinearImpl*>(sub.get()) != nullptr;
     const bool conv2d = conv && dynamic_cast<const nn::Conv2dImpl*>(sub.get()) != nullptr;
@@ -156,9 +160,10 @@ LinearProduct expand_linear(const nn::LinearImpl& lin, const std::string& name,
   const std::int64_t in = lin.options.in_features(), out = lin.options.out_features();
   const std::int64_t width = o.width > 0 ? o.width : out;
   if (o.init == ExpandInit::identity && width < out)
-    throw Error(fmt::format("overparameterize: init = identity needs width >= out_features "
-                            "(layer '{}': width {} < {})",
-                            name, width, out));
+    throw Error(
+        fmt::format("overparameterize: init = identity needs width >= out_features "
+                    "(layer '{}': width {} < {})",
+                    name, width, out));
   LinearProduct p(LinearProductOptions{in, out, width, o.depth, lin.options.bias()});
   p->to(lin.weight.device(), lin.weight.scalar_type());
   torch::NoGradGuard no_grad;
@@ -167,8 +172,8 @@ LinearProduct expand_linear(const nn::LinearImpl& lin, const std::string& name,
     case ExpandInit::identity:
       f[0]->weight.narrow(0, 0, out).copy_(lin.weight);
       for (std::size_t j = 1; j < f.size(); ++j)
-        f[j]->weight.copy_(torch::eye(f[j]->weight.size(0), f[j]->weight.size(1),
-                                      f[j]->weight.options()));
+        f[j]->weight.copy_(
+            torch::eye(f[j]->weight.size(0), f[j]->weight.size(1), f[j]->weight.options()));
       break;
     case ExpandInit::factors:
       if (o.factor_init)
@@ -197,7 +202,8 @@ ConvProduct expand_conv(const nn::Conv2dImpl& conv, const OverparameterizeOption
       for (auto& c : p->pointwise) {
         const std::int64_t rows = c->weight.size(0) / g, cols = c->weight.size(1);
         c->weight.view({g, rows, cols})
-            .copy_(torch::eye(rows, cols, c->weight.options()).unsqueeze(0).expand({g, rows, cols}));
+            .copy_(
+                torch::eye(rows, cols, c->weight.options()).unsqueeze(0).expand({g, rows, cols}));
       }
       break;
     case ExpandInit::factors:
@@ -270,8 +276,9 @@ struct Collapser {
     const auto [u, s, vh] = at::linalg_svd(w, /*full_matrices=*/false);
     Vec sigma(s.size(0));
     for (Index k = 0; k < sigma.size(); ++k) sigma(k) = s[k].item<double>();
-    LayerReport r{name, "linear", out, in, s.size(0), s.size(0), 1.0, effective_rank(sigma),
-                  before, out * in + nb, out * in + nb};
+    LayerReport r{name,      "linear",      out,          in,
+                  s.size(0), s.size(0),     1.0,          effective_rank(sigma),
+                  before,    out * in + nb, out * in + nb};
     const std::int64_t rho = rank_for(name, s);
     torch::NoGradGuard no_grad;
     if (rho < r.full_rank) {
@@ -328,22 +335,26 @@ struct Collapser {
       const auto ptr = any.ptr();
       if (auto p = std::dynamic_pointer_cast<LinearProductImpl>(ptr)) {
         const auto& last = p->factors.back();
-        out->push_back(std::string(key), linear(name, p->end_to_end_weight(),
-                                   last->options.bias() ? last->bias.detach() : torch::Tensor(),
-                                   last->weight.options(), count_parameters(*p)));
+        out->push_back(std::string(key),
+                       linear(name, p->end_to_end_weight(),
+                              last->options.bias() ? last->bias.detach() : torch::Tensor(),
+                              last->weight.options(), count_parameters(*p)));
       } else if (auto l = std::dynamic_pointer_cast<nn::LinearImpl>(ptr)) {
-        out->push_back(std::string(key), linear(name, l->weight.detach().to(torch::kFloat64),
-                                   l->options.bias() ? l->bias.detach() : torch::Tensor(),
-                                   l->weight.options(), count_parameters(*l)));
+        out->push_back(std::string(key),
+                       linear(name, l->weight.detach().to(torch::kFloat64),
+                              l->options.bias() ? l->bias.detach() : torch::Tensor(),
+                              l->weight.options(), count_parameters(*l)));
       } else if (auto c = std::dynamic_pointer_cast<ConvProductImpl>(ptr)) {
         const auto& last = c->pointwise.empty() ? c->spatial : c->pointwise.back();
-        out->push_back(std::string(key), conv(name, c->options.base, c->end_to_end_weight(),
-                                 c->options.base.bias() ? last->bias.detach() : torch::Tensor(),
-                                 c->spatial->weight.options(), count_parameters(*c)));
+        out->push_back(std::string(key),
+                       conv(name, c->options.base, c->end_to_end_weight(),
+                            c->options.base.bias() ? last->bias.detach() : torch::Tensor(),
+                            c->spatial->weight.options(), count_parameters(*c)));
       } else if (auto k = std::dynamic_pointer_cast<nn::Conv2dImpl>(ptr)) {
-        out->push_back(std::string(key), conv(name, conv2d_options(k->options), k->weight.detach(),
-                                 k->options.bias() ? k->bias.detach() : torch::Tensor(),
-                                 k->weight.options(), count_parameters(*k)));
+        out->push_back(std::string(key),
+                       conv(name, conv2d_options(k->options), k->weight.detach(),
+                            k->options.bias() ? k->bias.detach() : torch::Tensor(),
+                            k->weight.options(), count_parameters(*k)));
       } else {
         out->push_back(std::string(key), any.clone());
       }

@@ -37,9 +37,9 @@ ExpandInit parse_expand_init(const std::string& text, const std::string& field);
 std::string to_string(ExpandInit init);
 
 struct OverparameterizeOptions {
-  int depth = 2;          // factors per Linear, convolutions per Conv2d (1: a copy)
-  std::int64_t width = 0; // hidden width of a Linear product; 0: its out_features (published)
-  bool conv = false;      // also expand every Conv2d (k x k, then depth - 1 1 x 1 convolutions)
+  int depth = 2;           // factors per Linear, convolutions per Conv2d (1: a copy)
+  std::int64_t width = 0;  // hidden width of a Linear product; 0: its out_features (published)
+  bool conv = false;       // also expand every Conv2d (k x k, then depth - 1 1 x 1 convolutions)
   std::int64_t conv_rate = 4;  // hidden channels of an expanded Conv2d: conv_rate x out_channels
   ExpandInit init = ExpandInit::identity;
   // With init == factors: applied to every factor's weight (e.g. a truncated normal); empty:
@@ -94,19 +94,19 @@ torch::nn::Sequential overparameterize(const torch::nn::Sequential& model,
                                        const OverparameterizeOptions& options);
 
 struct CollapseOptions {
-  std::int64_t rank = 0;                     // keep this rank in every Linear; 0: no truncation
+  std::int64_t rank = 0;                      // keep this rank in every Linear; 0: no truncation
   std::map<std::string, std::int64_t> ranks;  // per layer name ("fc1", "3"), over `rank`
-  double energy = 0;  // in (0, 1]: the least rank holding this share of sum sigma^2; 0: off
+  double energy = 0;      // in (0, 1]: the least rank holding this share of sum sigma^2; 0: off
   bool factored = false;  // store a truncated layer as a width-rho LinearProduct
   bool IsValid(std::string* error) const;
 };
 
 // What collapse did to one layer.
 struct LayerReport {
-  std::string name, kind;  // kind: "linear" or "conv2d"
+  std::string name, kind;        // kind: "linear" or "conv2d"
   std::int64_t out = 0, in = 0;  // the (collapsed) weight's matrix shape (conv: out x in k k / g)
   std::int64_t full_rank = 0, rank_kept = 0;
-  double energy_kept = 1;  // sum of kept sigma^2 over the total
+  double energy_kept = 1;     // sum of kept sigma^2 over the total
   double effective_rank = 0;  // Roy & Vetterli 2007, of the collapsed weight
   std::int64_t params_before = 0, params_dense = 0, params_kept = 0;  // with the bias
 };
