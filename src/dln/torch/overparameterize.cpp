@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <functional>
 #include <set>
 
 #include "dln/core/types.hpp"
@@ -227,27 +228,32 @@ ConvProduct expand_conv(const nn::Conv2dImpl& conv, const OverparameterizeOption
   return p;
 }
 
-nn::Sequential expand(const nn::Sequential& model, const OverparameterizeOptions& o,
-                      const std::string& prefix) {
+// A new Sequential with each child (name, module) replaced by map(name, child), names kept.
+nn::Sequential map_children(
+    const nn::Sequential& model,
+    const std::function<nn::AnyModule(const std::string&, const nn::AnyModule&)>& map) {
   nn::Sequential out;
   const auto children = model->named_children();
   std::size_t i = 0;
   for (const auto& any : *model) {
-    const std::string key = children[i++].key();
-    const std::string name = prefix.empty() ? key : prefix + "." + key;
-    const auto ptr = any.ptr();
-    if (auto lin = std::dynamic_pointer_cast<nn::LinearImpl>(ptr)) {
-      out->push_back(std::string(key), expand_linear(*lin, name, o));
-    } else if (auto conv = std::dynamic_pointer_cast<nn::Conv2dImpl>(ptr); conv && o.conv) {
-      out->push_back(std::string(key), expand_conv(*conv, o));
-    } else {
-      if (!std::dynamic_pointer_cast<LinearProductImpl>(ptr) &&
-          !std::dynamic_pointer_cast<ConvProductImpl>(ptr))
-        refuse_opaque(*ptr, name, o.conv);
-      out->push_back(std::string(key), any.clone());
-    }
+    std::string name = children[i++].key();
+    nn::AnyModule mapped = map(name, any);
+    out->push_back(std::move(name), std::move(mapped));
   }
   return out;
+}
+
+nn::AnyModule expand_child(const std::string& name, const nn::AnyModule& any,
+                           const OverparameterizeOptions& o) {
+  const auto ptr = any.ptr();
+  if (auto lin = std::dynamic_pointer_cast<nn::LinearImpl>(ptr))
+    return nn::AnyModule(expand_linear(*lin, name, o));
+  if (auto conv = std::dynamic_pointer_cast<nn::Conv2dImpl>(ptr); conv && o.conv)
+    return nn::AnyModule(expand_conv(*conv, o));
+  if (!std::dynamic_pointer_cast<LinearProductImpl>(ptr) &&
+      !std::dynamic_pointer_cast<ConvProductImpl>(ptr))
+    refuse_opaque(*ptr, name, o.conv);
+  return any.clone();
 }
 
 struct Collapser {
@@ -325,41 +331,29 @@ struct Collapser {
     return nn::AnyModule(c);
   }
 
-  nn::Sequential walk(const nn::Sequential& model, const std::string& prefix) {
-    nn::Sequential out;
-    const auto children = model->named_children();
-    std::size_t i = 0;
-    for (const auto& any : *model) {
-      const std::string key = children[i++].key();
-      const std::string name = prefix.empty() ? key : prefix + "." + key;
-      const auto ptr = any.ptr();
-      if (auto p = std::dynamic_pointer_cast<LinearProductImpl>(ptr)) {
-        const auto& last = p->factors.back();
-        out->push_back(std::string(key),
-                       linear(name, p->end_to_end_weight(),
-                              last->options.bias() ? last->bias.detach() : torch::Tensor(),
-                              last->weight.options(), count_parameters(*p)));
-      } else if (auto l = std::dynamic_pointer_cast<nn::LinearImpl>(ptr)) {
-        out->push_back(std::string(key),
-                       linear(name, l->weight.detach().to(torch::kFloat64),
-                              l->options.bias() ? l->bias.detach() : torch::Tensor(),
-                              l->weight.options(), count_parameters(*l)));
-      } else if (auto c = std::dynamic_pointer_cast<ConvProductImpl>(ptr)) {
-        const auto& last = c->pointwise.empty() ? c->spatial : c->pointwise.back();
-        out->push_back(std::string(key),
-                       conv(name, c->options.base, c->end_to_end_weight(),
-                            c->options.base.bias() ? last->bias.detach() : torch::Tensor(),
-                            c->spatial->weight.options(), count_parameters(*c)));
-      } else if (auto k = std::dynamic_pointer_cast<nn::Conv2dImpl>(ptr)) {
-        out->push_back(std::string(key),
-                       conv(name, conv2d_options(k->options), k->weight.detach(),
-                            k->options.bias() ? k->bias.detach() : torch::Tensor(),
-                            k->weight.options(), count_parameters(*k)));
-      } else {
-        out->push_back(std::string(key), any.clone());
-      }
+  nn::AnyModule child(const std::string& name, const nn::AnyModule& any) {
+    const auto ptr = any.ptr();
+    if (auto p = std::dynamic_pointer_cast<LinearProductImpl>(ptr)) {
+      const auto& last = p->factors.back();
+      return linear(name, p->end_to_end_weight(),
+                    last->options.bias() ? last->bias.detach() : torch::Tensor(),
+                    last->weight.options(), count_parameters(*p));
     }
-    return out;
+    if (auto l = std::dynamic_pointer_cast<nn::LinearImpl>(ptr))
+      return linear(name, l->weight.detach().to(torch::kFloat64),
+                    l->options.bias() ? l->bias.detach() : torch::Tensor(), l->weight.options(),
+                    count_parameters(*l));
+    if (auto c = std::dynamic_pointer_cast<ConvProductImpl>(ptr)) {
+      const auto& last = c->pointwise.empty() ? c->spatial : c->pointwise.back();
+      return conv(name, c->options.base, c->end_to_end_weight(),
+                  c->options.base.bias() ? last->bias.detach() : torch::Tensor(),
+                  c->spatial->weight.options(), count_parameters(*c));
+    }
+    if (auto k = std::dynamic_pointer_cast<nn::Conv2dImpl>(ptr))
+      return conv(name, conv2d_options(k->options), k->weight.detach(),
+                  k->options.bias() ? k->bias.detach() : torch::Tensor(), k->weight.options(),
+                  count_parameters(*k));
+    return any.clone();
   }
 };
 
@@ -368,14 +362,19 @@ struct Collapser {
 nn::Sequential overparameterize(const nn::Sequential& model, const OverparameterizeOptions& o) {
   std::string error;
   if (!o.IsValid(&error)) throw Error("overparameterize: " + error);
-  return expand(model, o, "");
+  return map_children(model, [&](const std::string& name, const nn::AnyModule& any) {
+    return expand_child(name, any, o);
+  });
 }
 
 Collapsed collapse(const nn::Sequential& model, const CollapseOptions& o) {
   std::string error;
   if (!o.IsValid(&error)) throw Error("collapse: " + error);
   Collapser c{o, {}, {}};
-  Collapsed result{c.walk(model, ""), {}};
+  Collapsed result{
+      map_children(model, [&](const std::string& name,
+                              const nn::AnyModule& any) { return c.child(name, any); }),
+      {}};
   for (const auto& [name, r] : o.ranks)
     if (!c.linear_names.count(name))
       throw Error(fmt::format("collapse: ranks: no Linear layer named '{}' (Linear layers: {})",
@@ -385,11 +384,8 @@ Collapsed collapse(const nn::Sequential& model, const CollapseOptions& o) {
 }
 
 nn::Sequential clone_named(const nn::Sequential& model) {
-  nn::Sequential out;
-  const auto children = model->named_children();
-  std::size_t i = 0;
-  for (const auto& any : *model) out->push_back(std::string(children[i++].key()), any.clone());
-  return out;
+  return map_children(model,
+                      [](const std::string&, const nn::AnyModule& any) { return any.clone(); });
 }
 
 std::int64_t Collapsed::params() const { return count_parameters(*model); }
