@@ -108,7 +108,7 @@ def dln_ms_per_step(dln, steps, threads):
         with open(cfg, "w") as f:
             f.write("[experiment]\n"
                     f"train_size = {64 * steps}\nepochs = 1\nvalidation_size = 640\n"
-                    f"test_size = 1000\nthreads = {threads}\nranks = [512]\n"
+                    f"test_size = 1000\nthreads = {threads}\nranks = [512]\nclaim_rank = 512\n"
                     'models = ["original", "overparameterized"]\nsave_parameters = false\n'
                     "smoothing = 10\nclaim_window = 10\n")
         out = os.path.join(tmp, "out")
