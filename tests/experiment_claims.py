@@ -300,6 +300,18 @@ def fig1_nonlinear(d, cfg):
     for m in rows:
         check(len([e for e in epochs if e["model"] == m]) == cfg["epochs"] + 1,
               f"fig1-nonlinear: {m} test accuracy at each of {cfg['epochs']} epochs and at step 0")
+    # Resume: a rerun of the same config reuses the finished models (out/models/*.json); with one
+    # model's file deleted, that model alone is trained again, to the same numbers.
+    def snapshot():
+        return {f: open(os.path.join(d, f)).read() for f in ("training.csv", "truncation.csv", "epochs.csv")}
+    before = snapshot()
+    os.remove(os.path.join(d, "models", f"{cfg['models'][-1]}.json"))
+    p = subprocess.run([DLN, "experiment", "fig1-nonlinear", "--quick", "--out", d, "--no-plot"],
+                       capture_output=True, text=True, check=True)
+    check(p.stderr.count("reused from") == len(cfg["models"]) - 1,
+          f"fig1-nonlinear: a rerun reuses the {len(cfg['models']) - 1} finished models")
+    check(snapshot() == before, "fig1-nonlinear: the retrained model gives the same numbers "
+                                "(training.csv, truncation.csv, epochs.csv identical)")
 
 
 def self_test():

@@ -325,6 +325,8 @@ int fig1_nonlinear(const Options& options) {
     throw Error(fmt::format("experiment.dropout: must be in [0, 1), got {}", dropout));
   setup.steps = epochs * setup.train_size / batch;  // as the tutorial: int(epochs * n) // batch
   setup.threads = threads > 0 ? threads : cores();
+  // A rerun of the same config into the same folder reuses the models it finished.
+  const bool resume = same_config(options.out, p.resolved_toml());
   write_config(options, p);
 
   // libtorch's threads, set explicitly: results are reproducible for a fixed count.
@@ -353,6 +355,14 @@ int fig1_nonlinear(const Options& options) {
   const nn::Sequential original = tutorial_cnn(std, bias, dropout);
   std::vector<ModelRun> runs;
   for (const auto& name : models) {
+    if (auto done = resume ? load_model_run(options.out, name, setup.steps) : std::nullopt) {
+      progress(options, fmt::format("fig1-nonlinear: {} reused from {}/models/{}.json (this "
+                                    "config's earlier run)",
+                                    name, options.out, name));
+      training.done_before += setup.steps;
+      runs.push_back(std::move(*done));
+      continue;
+    }
     nn::Sequential m;
     if (name == "original") {
       m = nonlinear::clone_named(original);
@@ -370,6 +380,7 @@ int fig1_nonlinear(const Options& options) {
     if (p.boolean("save_parameters"))
       save_parameters(m, fmt::format("{}/init/{}", options.out, name));
     runs.push_back(training.run(name, m));
+    save_model_run(options.out, runs.back());
   }
   return report(options, p, setup, runs, start);
 }

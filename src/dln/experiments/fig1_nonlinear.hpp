@@ -3,6 +3,7 @@
 // fig1_nonlinear_report.cpp. Built only with libtorch (DLN_WITH_TORCH).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,13 @@ struct Setup {
 // Writes the CSV files and report.md, draws the figure; returns the exit code.
 int report(const Options& options, const Params& p, const Setup& setup,
            const std::vector<ModelRun>& runs, std::chrono::steady_clock::time_point start);
+
+// Resume (fig1_nonlinear_resume.cpp): a finished model's records in out/models/<name>.json,
+// reused when out/config.toml is this run's resolved config. An unreadable file, or one of
+// another step count, is ignored (the model is trained again).
+void save_model_run(const std::string& out, const ModelRun& r);
+std::optional<ModelRun> load_model_run(const std::string& out, const std::string& name, long steps);
+bool same_config(const std::string& out, const std::string& resolved_toml);
 
 // Mean of `loss` (or cross-entropy) over the last `window` steps.
 double tail_mean(const ModelRun& r, long window, bool with_l2);
