@@ -4,7 +4,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "dln/experiments/fig1_nonlinear.hpp"
 #include "dln/io/files.hpp"
@@ -108,11 +107,8 @@ std::optional<ModelRun> load_model_run(const std::string& out, const std::string
 }
 
 bool same_config(const std::string& out, const std::string& resolved_toml) {
-  std::ifstream in(fs::path(out) / "config.toml");
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str() == resolved_toml;
+  const fs::path config = fs::path(out) / "config.toml";
+  return fs::is_regular_file(config) && io::read_file(config.string()) == resolved_toml;
 }
 
 }  // namespace dln::experiments::fig1nl
