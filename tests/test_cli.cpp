@@ -111,7 +111,7 @@ TEST(Cli, BadInputsGiveOneLineAndNonZeroExit) {
   const std::string c =
       "train --quiet --config " + cfg.string() + " --out " + (scratch() / "r").string();
   expect_fails_with(c + " --set network.depth=0", "network.depth: must be >= 1, got 0");
-  expect_fails_with(c + " --set problem.shape=3", "problem.shape: unknown key");
+  expect_fails_with(c + " --set problem.colour=3", "problem.colour: unknown key");
   expect_fails_with(c + " --set problem.rank=10", "problem.rank: 10 exceeds min(rows, cols) = 9");
   expect_fails_with(c + " --set problem.observations=200",
                     "problem.observations: 200 exceeds the 108 entries of a 12x9 matrix");

@@ -73,7 +73,7 @@ TEST(Config, BadInputsNameTheField) {
       "problem.p: must be an even integer >= 2, got 3");
   expect_error([] { with({"problem.kind=foo"}); },
                "problem.kind: expected one of completion, sensing, regression, lp_regression, "
-               "logistic; got \"foo\"");
+               "logistic, tensor_completion, tensor_sensing; got \"foo\"");
   expect_error([] { with({"optimizer.name=sgd"}); },
                "optimizer.name: expected one of gd, group_rmsprop, momentum, adam, gradient_flow, "
                "end_to_end, adagrad, adadelta; got \"sgd\"");

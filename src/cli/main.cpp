@@ -16,6 +16,7 @@
 #include "dln/core/memory.hpp"
 #include "dln/io/files.hpp"
 #include "dln/run/run_dir.hpp"
+#include "dln/tensors/run.hpp"
 
 namespace {
 
@@ -38,6 +39,12 @@ int train_command(const std::string& config_path, const std::vector<std::string>
   dln::ProgressBar bar(config.stop.max_iters);
   std::vector<dln::Callback*> callbacks;
   if (!quiet && isatty(STDERR_FILENO)) callbacks.push_back(&bar);
+  if (config.problem.tensor()) {  // Section 5: CP and hierarchical tensor factorizations
+    const auto result = dln::tensors::run_tensor(config, callbacks, dir, resume);
+    dln::tensors::write_tensor_run_directory(dir, result);
+    if (!quiet) std::printf("%s\n", result.summary.BriefReport().c_str());
+    return result.summary.termination == dln::Termination::kDiverged ? 3 : 0;
+  }
   dln::RunResult result = dln::run(config, callbacks, dir, resume);
   dln::write_run_directory(dir, result);
   if (!quiet) std::printf("%s\n", result.summary.BriefReport().c_str());

@@ -23,14 +23,17 @@ const std::map<std::string, std::set<std::string>>& schema() {
        {"kind", "rows", "cols", "rank", "observations", "samples", "seed", "p", "noise",
         "sensing_std", "reduction", "observations_file", "sensing_file", "measurements_file",
         "x_file", "y_file", "labels_file", "ground_truth_file", "csv_file", "feature_columns",
-        "target_columns", "standardize"}},
+        "target_columns", "standardize", "shape", "ground_truth_norm"}},
       // clang-format on
-      {"network", {"depth", "width", "widths", "init", "init_scale", "seed", "init_path"}},
+      {"network",
+       {"depth", "width", "widths", "init", "init_scale", "seed", "init_path", "model",
+        "components", "pool"}},
       {"optimizer",
        {"name", "lr", "momentum", "alpha", "eps", "bias_correction", "beta1", "beta2", "rho",
         "time", "rtol", "atol", "max_steps", "depth"}},
       {"stop", {"max_iters", "loss_tol", "max_seconds", "divergence_threshold"}},
-      {"record", {"every", "singular_values", "dt", "analytic"}},
+      {"record",
+       {"every", "singular_values", "dt", "analytic", "components", "rank_tol", "max_rank"}},
       {"run", {"threads", "checkpoint_every", "max_memory"}},
   };
   return s;
@@ -173,6 +176,8 @@ Config from_table(const toml::table& t) {
     r.strings("feature_columns", p.feature_columns);
     r.strings("target_columns", p.target_columns);
     r.boolean("standardize", p.standardize);
+    r.integers("shape", p.shape);
+    r.real("ground_truth_norm", p.ground_truth_norm);
   }
   {
     Reader r(t, "network");
@@ -188,6 +193,9 @@ Config from_table(const toml::table& t) {
     r.real("init_scale", n.init.scale);
     r.seed("seed", n.init.seed);
     r.string("init_path", n.init.path);
+    r.string("model", n.model);
+    r.integer("components", n.components);
+    r.integer("pool", n.pool);
   }
   {
     Reader r(t, "optimizer");
@@ -222,6 +230,9 @@ Config from_table(const toml::table& t) {
     r.integer("singular_values", c.record.singular_values);
     r.real("dt", c.record_dt);
     r.boolean("analytic", c.record.analytic);
+    r.integer("components", c.record.components);
+    r.real("rank_tol", c.record.rank_tol);
+    r.integer("max_rank", c.record.max_rank);
   }
   {
     Reader r(t, "run");
@@ -255,8 +266,11 @@ std::vector<Index> Config::dims() const {
   return d;
 }
 
-void Config::validate() const {
-  problem.validate();
+void Config::validate_matrix_network() const {
+  if (network.model != "matrix")
+    throw Error(fmt::format(
+        "network.model: \"{}\" is a tensor model; kind = \"{}\" trains network.model = \"matrix\"",
+        network.model, problem.kind));
   if (network.depth < 1)
     throw Error(fmt::format("network.depth: must be >= 1, got {}", network.depth));
   if (network.width < 0)
@@ -272,6 +286,15 @@ void Config::validate() const {
     throw Error("network.init_scale: must be finite and >= 0");
   if (network.init.kind == InitKind::kFile && network.init.path.empty())
     throw Error("network.init_path: required when network.init = \"file\"");
+}
+
+void Config::validate() const {
+  problem.validate();
+  if (problem.tensor()) {
+    validate_tensor();
+  } else {
+    validate_matrix_network();
+  }
   std::string err;
   if (!optimizer.IsValid(&err) || !stop.IsValid(&err) || !record.IsValid(&err)) throw Error(err);
   if (!std::isfinite(record_dt) || record_dt < 0) throw Error("record.dt: must be finite and >= 0");
@@ -316,16 +339,30 @@ std::string Config::to_toml() const {
   add_names("feature_columns", p.feature_columns);
   add_names("target_columns", p.target_columns);
   pt.insert("standardize", p.standardize);
+  if (p.tensor()) {
+    toml::array shape;
+    for (Index d : p.shape) shape.push_back(d);
+    pt.insert("shape", shape);
+    pt.insert("ground_truth_norm", p.ground_truth_norm);
+  }
   t.insert("problem", pt);
   toml::array widths;
-  const auto d = dims();
-  for (std::size_t j = 1; j + 1 < d.size(); ++j) widths.push_back(d[j]);
+  const auto d = p.tensor() ? network.widths : dims();
+  if (p.tensor())
+    for (Index w : d) widths.push_back(w);
+  else
+    for (std::size_t j = 1; j + 1 < d.size(); ++j) widths.push_back(d[j]);
   toml::table nt{{"depth", network.depth},
                  {"widths", widths},
                  {"init", to_string(network.init.kind)},
                  {"init_scale", network.init.scale},
                  {"seed", static_cast<int64_t>(network.init.seed)}};
   if (!network.init.path.empty()) nt.insert("init_path", network.init.path);
+  nt.insert("model", network.model);
+  if (p.tensor()) {
+    nt.insert("components", network.components);
+    nt.insert("pool", network.pool);
+  }
   t.insert("network", nt);
   t.insert("optimizer",
            toml::table{{"name", to_string(optimizer.kind)},
@@ -349,7 +386,10 @@ std::string Config::to_toml() const {
   t.insert("record", toml::table{{"every", static_cast<int64_t>(record.every)},
                                  {"singular_values", record.singular_values},
                                  {"dt", record_dt},
-                                 {"analytic", record.analytic}});
+                                 {"analytic", record.analytic},
+                                 {"components", record.components},
+                                 {"rank_tol", record.rank_tol},
+                                 {"max_rank", record.max_rank}});
   t.insert("run", toml::table{{"threads", threads},
                               {"checkpoint_every", static_cast<int64_t>(checkpoint_every)},
                               {"max_memory", static_cast<int64_t>(max_memory)}});

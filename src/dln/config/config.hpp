@@ -9,14 +9,19 @@
 #include "dln/init/initializers.hpp"
 #include "dln/optimizers/train.hpp"
 #include "dln/problems/problem.hpp"
+#include "dln/tensors/network.hpp"
 
 namespace dln {
 
 struct NetworkConfig {
   int depth = 3;
   Index width = 0;            // all hidden widths; 0 = max(rows, cols)
-  std::vector<Index> widths;  // d_1..d_{n-1}, overrides width
+  std::vector<Index> widths;  // d_1..d_{n-1}, overrides width; hierarchical: R_0..R_{L-1}
   InitOptions init;
+  // Tensor problems (dln/tensors): "cp" or "hierarchical"; matrix problems: "matrix".
+  std::string model = "matrix";
+  Index components = 0;  // cp: R
+  int pool = 2;          // hierarchical: children per node
 };
 
 struct Config {
@@ -34,10 +39,17 @@ struct Config {
   std::vector<Index> dims() const;
   // Throws Error naming the first invalid key.
   void validate() const;
+  // Tensor problems: the network (throws Error naming network.<key>).
+  tensors::TensorNetworkSpec tensor_spec() const;
   // What dln::run will allocate (the memory guard checks it before allocating).
   memory::Estimate memory_estimate() const;
   // The resolved config (every key, defaults filled in) as TOML text.
   std::string to_toml() const;
+
+ private:
+  void validate_matrix_network() const;
+  void validate_tensor() const;
+  memory::Estimate tensor_memory_estimate() const;
 };
 
 // Parses TOML text (`source` names it in errors: "<source>: line L: ..."), applies overrides

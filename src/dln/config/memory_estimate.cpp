@@ -50,6 +50,7 @@ double factor_copies(const OptimizerOptions& o) {
 }  // namespace
 
 memory::Estimate Config::memory_estimate() const {
+  if (problem.tensor()) return tensor_memory_estimate();
   memory::Estimate e;
   const auto& p = problem;
   const double rows = static_cast<double>(p.rows), cols = static_cast<double>(p.cols);

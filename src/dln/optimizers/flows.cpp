@@ -21,12 +21,12 @@ bool FlowOptions::IsValid(std::string* error) const {
 Summary run_flow(Index size, double* y, const OdeIntegrator::Rhs& rhs,
                  const std::function<FlowPoint(const double* y)>& observe, const FlowOptions& flow,
                  const StopOptions& stop, const RecordOptions& record, const Mat* ground_truth,
-                 const std::vector<Callback*>& callbacks) {
+                 const std::vector<Callback*>& callbacks, const RecordAnnotator& annotate) {
   std::string err;
   if (!flow.IsValid(&err) || !stop.IsValid(&err) || !record.IsValid(&err)) throw Error(err);
   Summary summary;
   summary.continuous = true;
-  detail::Recorder recorder(summary, record, ground_truth, callbacks);
+  detail::Recorder recorder(summary, record, ground_truth, callbacks, annotate);
   OdeIntegrator ode(size, rhs, flow.ode, 0.0, y);
   const double dt = flow.record_dt > 0 ? flow.record_dt : flow.time / 100.0;
   const long points = static_cast<long>(std::ceil(flow.time / dt - 1e-9));
@@ -98,6 +98,15 @@ void unpack(const double* y, Factors& w) {
 Summary train_gradient_flow(Objective& objective, Factors& w, const FlowOptions& flow,
                             const StopOptions& stop, const RecordOptions& record,
                             const Mat* ground_truth, const std::vector<Callback*>& callbacks) {
+  ChainObjective chain(objective);
+  return train_gradient_flow(chain, w, flow, stop, record, ground_truth, callbacks);
+}
+
+Summary train_gradient_flow(FactorObjective& objective, Factors& w, const FlowOptions& flow,
+                            const StopOptions& stop, const RecordOptions& record,
+                            const Mat* ground_truth, const std::vector<Callback*>& callbacks) {
+  if (record.end_to_end && !objective.has_end_to_end())
+    throw Error("record.end_to_end: this objective has no end-to-end matrix");
   const Index n = total_size(w);
   std::vector<double> y(static_cast<std::size_t>(n));
   {
@@ -121,14 +130,15 @@ Summary train_gradient_flow(Objective& objective, Factors& w, const FlowOptions&
     double sq = 0.0;
     for (const auto& g : grads) sq += g.squaredNorm();
     p.grad_norm = std::sqrt(sq);
-    p.unbalancedness = unbalancedness(work);
-    p.end_to_end = end_to_end(work);
+    p.unbalancedness = objective.unbalancedness(work);
+    if (record.end_to_end) p.end_to_end = end_to_end(work);
     p.factors = work;
     return p;
   };
-  Summary s = run_flow(n, y.data(), rhs, observe, flow, stop, record, ground_truth, callbacks);
+  Summary s = run_flow(n, y.data(), rhs, observe, flow, stop, record, ground_truth, callbacks,
+                       objective.annotator());
   unpack(y.data(), w);
-  s.final_loss = objective.loss().value(end_to_end(w));
+  s.final_loss = objective.end_to_end_loss(w);
   return s;
 }
 

@@ -48,6 +48,10 @@ bool RecordOptions::IsValid(std::string* error) const {
   if (every <= 0) return fail("record.every: must be >= 1");
   if (singular_values < 0) return fail("record.singular_values: must be >= 0");
   if (analytic && !end_to_end) return fail("record.analytic: needs end-to-end records");
+  if (components < 0) return fail("record.components: must be >= 0");
+  if (!std::isfinite(rank_tol) || rank_tol < 0 || rank_tol >= 1)
+    return fail("record.rank_tol: must be in [0, 1)");
+  if (max_rank < 1) return fail("record.max_rank: must be >= 1");
   return true;
 }
 
@@ -84,11 +88,12 @@ double now_seconds() {
 }  // namespace
 
 Recorder::Recorder(Summary& summary, const RecordOptions& record, const Mat* ground_truth,
-                   const std::vector<Callback*>& callbacks)
+                   const std::vector<Callback*>& callbacks, RecordAnnotator annotate)
     : summary_(summary),
       options_(record),
       truth_(ground_truth),
       callbacks_(callbacks),
+      annotate_(std::move(annotate)),
       start_(now_seconds()) {
   if (record.analytic) tracker_ = std::make_unique<AnalyticSvdTracker>();
 }
@@ -112,6 +117,7 @@ bool Recorder::record(long iteration, double time, double loss, double grad_norm
     tracker_->update(summary_.continuous ? time : static_cast<double>(iteration), e2e);
     row.analytic_sigma = tracker_->sigma().head(std::min<Index>(k, tracker_->sigma().size()));
   }
+  if (annotate_) annotate_(w, row);
   row.seconds = elapsed();
   summary_.history.push_back(row);
   summary_.record_seconds += elapsed() - record_start;
@@ -122,20 +128,36 @@ bool Recorder::record(long iteration, double time, double loss, double grad_norm
 
 }  // namespace detail
 
+double ChainObjective::unbalancedness(const Factors& w) const { return dln::unbalancedness(w); }
+
+double ChainObjective::end_to_end_loss(const Factors& w) {
+  return objective_.loss().value(end_to_end(w));
+}
+
 Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const StopOptions& stop,
+              const RecordOptions& record, const Mat* ground_truth,
+              const std::vector<Callback*>& callbacks, const CheckpointOptions* checkpoints,
+              const Checkpoint* resume) {
+  ChainObjective chain(objective);
+  return train(chain, w, optimizer, stop, record, ground_truth, callbacks, checkpoints, resume);
+}
+
+Summary train(FactorObjective& objective, Factors& w, Optimizer& optimizer, const StopOptions& stop,
               const RecordOptions& record, const Mat* ground_truth,
               const std::vector<Callback*>& callbacks, const CheckpointOptions* checkpoints,
               const Checkpoint* resume) {
   std::string err;
   if (!stop.IsValid(&err) || !record.IsValid(&err)) throw Error(err);
+  if (record.end_to_end && !objective.has_end_to_end())
+    throw Error("record.end_to_end: this objective has no end-to-end matrix");
   Summary summary;
-  detail::Recorder recorder(summary, record, ground_truth, callbacks);
+  detail::Recorder recorder(summary, record, ground_truth, callbacks, objective.annotator());
   auto elapsed = [&] { return recorder.elapsed(); };
   Factors grads = objective.make_like();
   auto record_row = [&](long t, double loss) {
     double sq = 0.0;
     for (const auto& g : grads) sq += g.squaredNorm();
-    return recorder.record(t, 0.0, loss, std::sqrt(sq), unbalancedness(w),
+    return recorder.record(t, 0.0, loss, std::sqrt(sq), objective.unbalancedness(w),
                            record.end_to_end ? end_to_end(w) : Mat(), w);
   };
 
@@ -189,8 +211,7 @@ Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const Stop
     optimizer.step(w, grads);
   }
   summary.iterations = t;
-  summary.final_loss =
-      record.end_to_end ? objective.loss().value(end_to_end(w)) : objective.evaluate(w);
+  summary.final_loss = record.end_to_end ? objective.end_to_end_loss(w) : objective.evaluate(w);
   summary.wall_seconds = elapsed();
   return summary;
 }

@@ -9,6 +9,7 @@
 #include "dln/diagnostics/metrics.hpp"
 #include "dln/diagnostics/theory.hpp"
 #include "dln/dynamics/ode.hpp"
+#include "dln/optimizers/factor_objective.hpp"
 #include "dln/optimizers/optimizer.hpp"
 
 namespace dln {
@@ -32,6 +33,11 @@ struct RecordOptions {
   // false: records hold loss, grad_norm and unbalancedness only and train()'s final_loss comes
   // from the objective, so W_{n:1} is never formed (large completion problems, e.g. ratings).
   bool end_to_end = true;
+  int components = 10;  // tensor models: how many of each node's largest component norms to keep
+  // Tensor runs: the learned tensor's CP rank, the smallest R' <= max_rank whose CP-ALS fit has
+  // relative error <= rank_tol (dense tensors of at most 10^6 entries; rank_tol = 0: off).
+  double rank_tol = 1e-2;
+  int max_rank = 10;
   bool IsValid(std::string* error) const;
 };
 
@@ -43,6 +49,9 @@ struct HistoryRow {
   double loss = 0, grad_norm = 0, unbalancedness = 0;
   EndToEndMetrics metrics;
   Vec analytic_sigma;  // record.analytic: signed singular values sigma_r(t), identity-ordered
+  // Tensor models: per node of level >= 1, its record.components largest component norms
+  // (descending) and which components they are.
+  Vec components, component_ids;
   double seconds = 0;  // wall time since the loop started
 };
 
@@ -87,7 +96,7 @@ namespace detail {
 class Recorder {
  public:
   Recorder(Summary& summary, const RecordOptions& record, const Mat* ground_truth,
-           const std::vector<Callback*>& callbacks);
+           const std::vector<Callback*>& callbacks, RecordAnnotator annotate = {});
   double elapsed() const;
   // Returns false when a callback asks to stop.
   bool record(long iteration, double time, double loss, double grad_norm, double unbalancedness,
@@ -98,6 +107,7 @@ class Recorder {
   const RecordOptions& options_;
   const Mat* truth_;
   const std::vector<Callback*>& callbacks_;
+  RecordAnnotator annotate_;
   double start_;
   std::unique_ptr<AnalyticSvdTracker> tracker_;
 };
@@ -124,9 +134,12 @@ struct FlowPoint {
 Summary run_flow(Index size, double* y, const OdeIntegrator::Rhs& rhs,
                  const std::function<FlowPoint(const double* y)>& observe, const FlowOptions& flow,
                  const StopOptions& stop, const RecordOptions& record, const Mat* ground_truth,
-                 const std::vector<Callback*>& callbacks);
+                 const std::vector<Callback*>& callbacks, const RecordAnnotator& annotate = {});
 
 // Gradient flow (Eq. 2) on the factors: dW_j/dt = -d phi / d W_j, integrated with error control.
+Summary train_gradient_flow(FactorObjective& objective, Factors& w, const FlowOptions& flow,
+                            const StopOptions& stop, const RecordOptions& record,
+                            const Mat* ground_truth, const std::vector<Callback*>& callbacks = {});
 Summary train_gradient_flow(Objective& objective, Factors& w, const FlowOptions& flow,
                             const StopOptions& stop, const RecordOptions& record,
                             const Mat* ground_truth, const std::vector<Callback*>& callbacks = {});
@@ -152,7 +165,12 @@ struct CheckpointOptions {
   std::function<void(const Checkpoint&)> write;
 };
 
-// Trains w in place. ground_truth (optional) adds reconstruction errors to each record.
+// Trains w in place. ground_truth (optional) adds reconstruction errors to each record. Records
+// need objective.has_end_to_end() unless record.end_to_end is false.
+Summary train(FactorObjective& objective, Factors& w, Optimizer& optimizer, const StopOptions& stop,
+              const RecordOptions& record, const Mat* ground_truth,
+              const std::vector<Callback*>& callbacks = {},
+              const CheckpointOptions* checkpoints = nullptr, const Checkpoint* resume = nullptr);
 Summary train(Objective& objective, Factors& w, Optimizer& optimizer, const StopOptions& stop,
               const RecordOptions& record, const Mat* ground_truth,
               const std::vector<Callback*>& callbacks = {},

@@ -10,12 +10,14 @@
 #include "dln/core/rng.hpp"
 #include "dln/io/npy.hpp"
 #include "dln/io/table_csv.hpp"
+#include "dln/tensors/entries.hpp"
 
 namespace dln {
 
 namespace {
 
-const char* const kKinds[] = {"completion", "sensing", "regression", "lp_regression", "logistic"};
+const char* const kKinds[] = {"completion", "sensing",           "regression",    "lp_regression",
+                              "logistic",   "tensor_completion", "tensor_sensing"};
 
 Mat scaled_low_rank(Rng& rng, Index rows, Index cols, Index rank) {
   const Mat u = rng.gaussian(rows, rank, 1.0);
@@ -30,6 +32,48 @@ std::string path_in(const std::string& dir, const char* name) {
   return (std::filesystem::path(dir) / name).string();
 }
 
+// Tensor kinds (Section 5): the shape, the synthetic setup, and which files they read.
+void validate_tensor(const ProblemConfig& c) {
+  tensors::validate_shape(c.shape, "problem.shape");
+  parse_reduction(c.reduction);
+  if (!std::isfinite(c.sensing_std) || c.sensing_std < 0)
+    throw Error("problem.sensing_std: must be finite and >= 0");
+  const bool completion = c.kind == "tensor_completion";
+  const std::pair<const char*, bool> keys[] = {{"observations_file", !c.observations_file.empty()},
+                                               {"sensing_file", !c.sensing_file.empty()},
+                                               {"measurements_file", !c.measurements_file.empty()},
+                                               {"x_file", !c.x_file.empty()},
+                                               {"y_file", !c.y_file.empty()},
+                                               {"labels_file", !c.labels_file.empty()},
+                                               {"csv_file", !c.csv_file.empty()},
+                                               {"feature_columns", !c.feature_columns.empty()},
+                                               {"target_columns", !c.target_columns.empty()},
+                                               {"standardize", c.standardize}};
+  for (const auto& [key, set] : keys) {
+    const std::string k = key;
+    const bool used =
+        completion ? k == "observations_file" : (k == "sensing_file" || k == "measurements_file");
+    if (set && !used)
+      throw Error(fmt::format("problem.{}: not read by kind = \"{}\"", key, c.kind));
+  }
+  if (c.sensing_file.empty() && !c.measurements_file.empty())
+    throw Error("problem.sensing_file: required with problem.measurements_file");
+  if (!c.sensing_file.empty() && c.measurements_file.empty())
+    throw Error("problem.measurements_file: required with problem.sensing_file");
+  if (!c.from_files() && !c.ground_truth_file.empty())
+    throw Error("problem.ground_truth_file: only read with observations or sensing files");
+  const double entries = tensors::entry_count(c.shape);
+  if (c.from_files()) return;
+  if (c.rank <= 0) throw Error(fmt::format("problem.rank: must be > 0, got {}", c.rank));
+  if (!std::isfinite(c.ground_truth_norm) || c.ground_truth_norm <= 0)
+    throw Error("problem.ground_truth_norm: must be finite and > 0");
+  if (c.observations <= 0)
+    throw Error(fmt::format("problem.observations: must be > 0, got {}", c.observations));
+  if (completion && static_cast<double>(c.observations) > entries)
+    throw Error(fmt::format("problem.observations: {} exceeds the {:.0f} entries of the tensor",
+                            c.observations, entries));
+}
+
 }  // namespace
 
 bool ProblemConfig::from_files() const {
@@ -40,9 +84,10 @@ bool ProblemConfig::from_files() const {
 void ProblemConfig::validate() const {
   if (std::find(std::begin(kKinds), std::end(kKinds), kind) == std::end(kKinds))
     throw Error(fmt::format(
-        "problem.kind: expected one of completion, sensing, regression, lp_regression, logistic; "
-        "got \"{}\"",
+        "problem.kind: expected one of completion, sensing, regression, lp_regression, logistic, "
+        "tensor_completion, tensor_sensing; got \"{}\"",
         kind));
+  if (tensor()) return validate_tensor(*this);
   if (rows <= 0) throw Error(fmt::format("problem.rows: must be > 0, got {}", rows));
   if (cols <= 0) throw Error(fmt::format("problem.cols: must be > 0, got {}", cols));
   parse_reduction(reduction);
@@ -282,6 +327,9 @@ void make_regression(const ProblemConfig& c, Problem& p, Rng& rng) {
 
 Problem make_problem(const ProblemConfig& c) {
   c.validate();
+  if (c.tensor())
+    throw Error(
+        fmt::format("problem.kind: \"{}\" is a tensor problem (dln::tensors::run_tensor)", c.kind));
   Problem p;
   p.kind = c.kind;
   p.rows = c.rows;

@@ -17,7 +17,9 @@ namespace dln {
 
 // [problem] section of a config. rows = d_n (outputs / classes), cols = d_0 (inputs).
 struct ProblemConfig {
-  std::string kind = "completion";  // completion | sensing | regression | lp_regression | logistic
+  // completion | sensing | regression | lp_regression | logistic | tensor_completion |
+  // tensor_sensing
+  std::string kind = "completion";
   Index rows = 30, cols = 24, rank = 3;
   Index observations = 300;  // completion entries / sensing measurements
   Index samples = 100;       // regression / logistic examples
@@ -38,6 +40,11 @@ struct ProblemConfig {
   std::vector<std::string> feature_columns;  // d_0 of them; empty: every column but the targets
   std::vector<std::string> target_columns;   // d_n of them, required with csv_file
   bool standardize = false;  // regression kinds: every row of X and Y to mean 0, variance 1
+  // Tensor kinds (tensor_completion | tensor_sensing, dln/tensors): modes d_1..d_N, and the
+  // Frobenius norm of the synthetic CP ground truth of rank `rank`.
+  std::vector<Index> shape;
+  double ground_truth_norm = 1.0;
+  bool tensor() const { return kind == "tensor_completion" || kind == "tensor_sensing"; }
   bool from_files() const;
   void validate() const;  // throws Error naming problem.<key>
   // What make_problem allocates (the memory guard; Config::memory_estimate adds the network).

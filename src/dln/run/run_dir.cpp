@@ -224,6 +224,10 @@ nlohmann::json row_json(const HistoryRow& h) {
                       {"analytic_sigma", vec(h.analytic_sigma)}};
   if (h.metrics.recon_mse) j["recon_mse"] = *h.metrics.recon_mse;
   if (h.metrics.recon_rel_error) j["recon_rel_error"] = *h.metrics.recon_rel_error;
+  if (h.components.size()) {
+    j["components"] = vec(h.components);
+    j["component_ids"] = vec(h.component_ids);
+  }
   return j;
 }
 
@@ -258,6 +262,10 @@ HistoryRow row_from_json(const nlohmann::json& j) {
   h.analytic_sigma = vec(j.at("analytic_sigma"));
   if (j.contains("recon_mse")) h.metrics.recon_mse = j["recon_mse"].get<double>();
   if (j.contains("recon_rel_error")) h.metrics.recon_rel_error = j["recon_rel_error"].get<double>();
+  if (j.contains("components")) {
+    h.components = vec(j["components"]);
+    h.component_ids = vec(j.at("component_ids"));
+  }
   return h;
 }
 
