@@ -257,9 +257,111 @@ def fig1_nonlinear(directory):
     return fig
 
 
+def ranked_curves(ax, rows, value):
+    """One curve per `index` (1 = largest, darkest) of value vs iteration."""
+    series = defaultdict(list)
+    for r in rows:
+        series[int(r["index"])].append((int(r["iteration"]), float(r[value])))
+    top = max(series, default=1)
+    for k in sorted(series):
+        xs, ys = zip(*series[k])
+        color = plt.cm.plasma(0.85 * (k - 1) / max(1, top - 1))
+        ax.plot(xs, ys, lw=1.1, color=color, label=f"#{k}")
+    ax.set_xlabel("iteration")
+
+
+def tensor_rank(directory):
+    traj = read(directory, "trajectories.csv")
+    res = read(directory, "results.csv")
+    seed = traj[0]["seed"]
+    stds = sorted({r["init_std"] for r in traj}, key=float, reverse=True)
+    fig, axes = plt.subplots(1, len(stds) + 1, figsize=(4 * (len(stds) + 1), 3.6), squeeze=False)
+    for ax, std in zip(axes[0], stds):
+        ranked_curves(ax, [r for r in traj if r["init_std"] == std and r["seed"] == seed], "norm")
+        info = [r for r in res if r["init_std"] == std and r["seed"] == seed]
+        rank = info[0]["estimated_rank"] if info else "?"
+        ax.set_title(f"init std {float(std):.3g}: estimated rank {rank}", fontsize=10)
+        if std == stds[-1] and info and info[0]["t50"]:  # t50 of the top components
+            for t in info[0]["t50"].split(";"):
+                ax.axvline(float(t), color="gray", lw=0.7, alpha=0.35)
+    axes[0][0].set_ylabel("component norms (top 10)")
+    axes[0][0].legend(fontsize=6, ncol=2, title="index", title_fontsize=6)
+    ax = axes[0][-1]
+    for n, std in enumerate(stds):
+        pts = [r for r in traj if r["init_std"] == std and r["seed"] == seed and r["index"] == "1"]
+        ax.plot([int(r["iteration"]) for r in pts], [float(r["recon_rel_error"]) for r in pts],
+                color=f"C{n}", label=f"init std {float(std):.3g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_title("reconstruction error ||W - W*|| / ||W*||", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.suptitle("Tensor factorization: components are learned one at a time; smaller init, "
+                 "lower tensor rank (gray: t50 of the top components)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def tensor_completion(directory):
+    rows = read(directory, "results.csv")
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    label = {"cp_factorization": "CP factorization (GD, small init)",
+             "zero_fill": "zero-filled tensor, CP-ALS",
+             "cp_als_true_rank": "CP-ALS at the true rank"}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    err = mean_by(rows, ("method", "observations"), "recon_rel_error")
+    est = mean_by([r for r in rows if r["estimated_rank"]], ("method", "observations"),
+                  "estimated_rank")
+    for m in methods:
+        xs = sorted({int(k[1]) for k in err if k[0] == m})
+        axes[0].plot(xs, [max(err[(m, str(x))], 1e-8) for x in xs], marker="o",
+                     label=label.get(m, m))
+        if m != "cp_als_true_rank":
+            xs = sorted({int(k[1]) for k in est if k[0] == m})
+            axes[1].plot(xs, [est[(m, str(x))] for x in xs], marker="o", label=label.get(m, m))
+    truth = {r["estimated_rank"] for r in rows if r["method"] == "cp_als_true_rank"}
+    if len(truth) == 1 and "" not in truth:
+        axes[1].axhline(float(truth.pop()), color="gray", ls="--", label="true rank")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("||W - W*|| / ||W*|| (mean over seeds)")
+    axes[0].set_title("reconstruction error", fontsize=10)
+    axes[1].set_ylabel("estimated CP rank (mean over seeds)")
+    axes[1].set_title("estimated CP rank (max_rank + 1 = above max_rank)", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("observations")
+        ax.legend(fontsize=7)
+    fig.suptitle("Tensor completion: CP factorization vs baselines")
+    fig.tight_layout()
+    return fig
+
+
+def htf_dynamics(directory):
+    traj = read(directory, "trajectories.csv")
+    seed = traj[0]["seed"]
+    titles = {"matrix": ("matrix factorization", "singular values"),
+              "cp": ("tensor (CP) factorization", "component norms"),
+              "hierarchical": ("hierarchical tensor factorization", "root's local component norms")}
+    methods = [m for m in titles if any(r["method"] == m for r in traj)]
+    err = {(r["method"], r["seed"]): float(r["recon_rel_error"])
+           for r in read(directory, "results.csv")}
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 3.8), squeeze=False)
+    for ax, m in zip(axes[0], methods):
+        pts = [r for r in traj if r["method"] == m and r["seed"] == seed]
+        root = str(max(int(r["node"]) for r in pts))  # the root is the last internal node
+        ranked_curves(ax, [r for r in pts if r["node"] == root], "value")
+        ax.set_title(f"{titles[m][0]}, rel. error {err.get((m, seed), float('nan')):.2g}",
+                     fontsize=10)
+        ax.set_ylabel(f"{titles[m][1]} (top 10)")
+    axes[0][0].legend(fontsize=6, ncol=2, title="index", title_fontsize=6)
+    fig.suptitle("Incremental learning in matrix, tensor and hierarchical tensor factorizations")
+    fig.tight_layout()
+    return fig
+
+
 def main():
     directory, name = sys.argv[1], sys.argv[2]
-    fig = {"fig1-lp": fig1_lp, "fig1-nonlinear": fig1_nonlinear, "fig2": fig2, "fig3": fig3, "prop5": prop5, "compression": compression}[name](directory)
+    fig = {"fig1-lp": fig1_lp, "fig1-nonlinear": fig1_nonlinear, "fig2": fig2, "fig3": fig3,
+           "prop5": prop5, "compression": compression, "tensor-rank": tensor_rank,
+           "tensor-completion": tensor_completion, "htf-dynamics": htf_dynamics}[name](directory)
     for ext in ("png", "svg"):
         fig.savefig(os.path.join(directory, f"{name}.{ext}"), dpi=120)
 

@@ -133,5 +133,8 @@ int fig2(const Options& options);
 int fig3(const Options& options);
 int prop5(const Options& options);
 int compression(const Options& options);
+int tensor_rank(const Options& options);
+int tensor_completion(const Options& options);
+int htf_dynamics(const Options& options);
 
 }  // namespace dln::experiments

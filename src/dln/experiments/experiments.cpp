@@ -16,7 +16,9 @@ bool Options::IsValid(std::string* error) const {
 }
 
 std::vector<std::string> names() {
-  return {"fig1-lp", "fig1-nonlinear", "fig2", "fig3", "prop5", "compression"};
+  return {"fig1-lp",    "fig1-nonlinear", "fig2",        "fig3",
+          "prop5",      "compression",    "tensor-rank", "tensor-completion",
+          "htf-dynamics"};
 }
 
 namespace {
@@ -61,6 +63,9 @@ int run_experiment(const std::string& name, const Options& options) {
   if (name == "fig2") return fig2(o);
   if (name == "fig3") return fig3(o);
   if (name == "prop5") return prop5(o);
+  if (name == "tensor-rank") return tensor_rank(o);
+  if (name == "tensor-completion") return tensor_completion(o);
+  if (name == "htf-dynamics") return htf_dynamics(o);
   return compression(o);
 }
 

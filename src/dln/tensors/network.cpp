@@ -140,7 +140,66 @@ struct TensorNetwork::Impl {
   std::vector<Index> root_ids;  // entry e -> tuple of the root
   Index entries = 0;
   Vec column;  // scratch: running prefix product
+  // completion_step: per half, the leaves' gradients (R x d_k) and prefix products (R x N).
+  bool fused = false;
+  Factors half_grads[2];
+  Mat half_prefix[2];
+  double half_sq[2] = {0, 0};
+  void completion_half(int h, Index begin, Index end, const Vec& b, double coef);
 };
+
+void TensorNetwork::Impl::completion_half(int h, Index begin, Index end, const Vec& b,
+                                          double coef) {
+  const TreeNode& root = tree.back();
+  const auto& ids = state.back().child_ids;
+  const std::size_t n = root.children.size();
+  const Index rank = root.in;
+  Factors& d = half_grads[h];
+  Mat& p = half_prefix[h];  // kChunk x N: prefix products P_0..P_{N-2}, then the suffix
+  for (auto& dk : d) dk.setZero();
+  double sq = 0;
+  const double* a[8];
+  double* g_col[8];
+  // Work on chunks of components that stay in L1 (a_k, dW_k and the products: ~40 KiB).
+  constexpr Index kChunk = 256;
+  for (Index e = begin; e < end; ++e) {
+    for (std::size_t k = 0; k < n; ++k) {
+      const Index i = ids[k][static_cast<std::size_t>(e)];
+      a[k] = state[static_cast<std::size_t>(root.children[k])].out.col(i).data();
+      g_col[k] = d[k].col(i).data();
+    }
+    double v = 0;
+    for (Index c = 0; c < rank; c += kChunk) {
+      const Index len = std::min(kChunk, rank - c);
+      auto prod = p.col(0).head(len);
+      prod = Eigen::Map<const Vec>(a[0] + c, len).cwiseProduct(Eigen::Map<const Vec>(a[1] + c, len));
+      for (std::size_t k = 2; k < n; ++k) prod.array() *= Eigen::Map<const Vec>(a[k] + c, len).array();
+      v += prod.sum();
+    }
+    const double r = v - b[e];
+    sq += r * r;
+    const double g = coef * r;
+    for (Index c = 0; c < rank; c += kChunk) {
+      const Index len = std::min(kChunk, rank - c);
+      auto col = [&](std::size_t k) { return Eigen::Map<const Vec>(a[k] + c, len); };
+      auto grad = [&](std::size_t k) { return Eigen::Map<Vec>(g_col[k] + c, len); };
+      // P_j = a_0 (.) ... (.) a_j, j = 0..N-2; then dW_k += g P_{k-1} (.) a_{k+1} (.) ... (.) a_{N-1}.
+      p.col(0).head(len) = col(0);
+      for (std::size_t k = 1; k + 1 < n; ++k)
+        p.col(static_cast<Index>(k)).head(len) =
+            p.col(static_cast<Index>(k - 1)).head(len).cwiseProduct(col(k));
+      auto suffix = p.col(static_cast<Index>(n - 1)).head(len);
+      grad(n - 1) += g * p.col(static_cast<Index>(n - 2)).head(len);
+      suffix = g * col(n - 1);
+      for (std::size_t k = n - 2; k >= 1; --k) {
+        grad(k) += p.col(static_cast<Index>(k - 1)).head(len).cwiseProduct(suffix);
+        suffix.array() *= col(k).array();
+      }
+      grad(0) += suffix;
+    }
+  }
+  half_sq[h] = sq;
+}
 
 TensorNetwork::TensorNetwork(TensorNetworkSpec spec, const Entries& entries)
     : impl_(std::make_unique<Impl>()) {
@@ -190,6 +249,17 @@ TensorNetwork::TensorNetwork(TensorNetworkSpec spec, const Entries& entries)
     st.suffix.resize(node.in, static_cast<Index>(node.children.size()));
   }
   I.root_ids = std::move(ids.back());
+  // (at most 8 modes: the kernel keeps one pointer per mode on the stack)
+  I.fused = I.spec.model == TensorModel::kCp && I.state.back().tuples == I.entries &&
+            I.tree.back().children.size() <= 8;
+  if (I.fused) {
+    for (auto& half : I.half_grads)
+      for (int c : I.tree.back().children)
+        half.push_back(Mat::Zero(I.tree[static_cast<std::size_t>(c)].out,
+                                 I.tree[static_cast<std::size_t>(c)].in));
+    for (auto& p : I.half_prefix)
+      p.resize(256, static_cast<Index>(I.tree.back().children.size()));
+  }
   Index widest = 0;
   for (const auto& v : I.tree) widest = std::max(widest, v.in);
   I.column.resize(widest);
@@ -274,6 +344,31 @@ void TensorNetwork::backward(const Factors& w, const Vec& dv, Factors& grads) {
       }
     }
   }
+}
+
+bool TensorNetwork::fused_completion() const { return impl_->fused; }
+
+double TensorNetwork::completion_step(const Factors& w, const Vec& b, double coef, Factors& grads,
+                                      HelperThread* helper) {
+  auto& I = *impl_;
+  if (!I.fused) throw Error("TensorNetwork: completion_step needs CP over distinct entries");
+  for (std::size_t j = 0; j + 1 < I.tree.size(); ++j)
+    blas::transpose(w[static_cast<std::size_t>(I.tree[j].param)], I.state[j].out);
+  const Index mid = I.entries / 2;
+  if (helper) {
+    helper->run([&] { I.completion_half(0, 0, mid, b, coef); },
+                [&] { I.completion_half(1, mid, I.entries, b, coef); });
+  } else {
+    I.completion_half(0, 0, mid, b, coef);
+    I.completion_half(1, mid, I.entries, b, coef);
+  }
+  // Leaves are nodes 0..N-1 and parameters 0..N-1, in mode order.
+  for (std::size_t k = 0; k + 1 < I.tree.size(); ++k) {
+    Mat& dk = I.half_grads[0][k];
+    dk += I.half_grads[1][k];
+    blas::transpose(dk, grads[k]);
+  }
+  return I.half_sq[0] + I.half_sq[1];
 }
 
 double TensorNetwork::flops() const {

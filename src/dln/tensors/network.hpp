@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "dln/core/helper_thread.hpp"
 #include "dln/core/types.hpp"
 #include "dln/model/network.hpp"
 #include "dln/tensors/entries.hpp"
@@ -71,6 +72,15 @@ class TensorNetwork {
   void backward(const Factors& w, const Vec& dv, Factors& grads);
   // Multiply-adds of one values() + backward() (benchmarks).
   double flops() const;
+
+  // CP over distinct entries: completion in one pass per entry (prefix products, the value and
+  // its residual, then the gradient by suffix products). The entries are split in two fixed
+  // halves, run concurrently when `helper` is given, and their gradients summed in a fixed
+  // order, so the result does not depend on the thread count. Returns sum_e (v_e - b_e)^2 and
+  // sets grads = coef sum_e (v_e - b_e) dW[e]/dw.
+  bool fused_completion() const;
+  double completion_step(const Factors& w, const Vec& b, double coef, Factors& grads,
+                         HelperThread* helper);
 
  private:
   struct Impl;

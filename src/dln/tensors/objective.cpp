@@ -46,7 +46,17 @@ double TensorObjective::residuals(const Factors& w) {
 
 double TensorObjective::evaluate(const Factors& w) { return residuals(w); }
 
+bool TensorObjective::set_threads(int threads) {
+  helper_.reset();
+  // Below ~10^5 multiply-adds per half the hand-off costs more than it gives.
+  if (threads >= 2 && !sensing_ && network_.fused_completion() && network_.flops() > 4e5)
+    helper_ = std::make_shared<HelperThread>();
+  return helper_ != nullptr;
+}
+
 double TensorObjective::evaluate_with_gradient(const Factors& w, Factors& grads) {
+  if (!sensing_ && network_.fused_completion())
+    return 0.5 * coef_ * network_.completion_step(w, b_, coef_, grads, helper_.get());
   const double loss = residuals(w);
   if (sensing_)
     dv_.noalias() = coef_ * (a_.transpose() * residual_);

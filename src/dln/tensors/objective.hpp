@@ -35,6 +35,10 @@ class TensorObjective final : public FactorObjective {
   // Records: the component norms (top record_components per node) and, with a truth, the
   // normalized reconstruction error ||W - W*||_F / ||W*||_F (dense: at most 10^6 entries).
   void set_records(int components, std::optional<TensorTruth> truth);
+  // CP completion: with threads >= 2 and enough work per step, each step's two halves of the
+  // entries run on this thread and one helper (same result as one thread). Returns whether
+  // the helper was started.
+  bool set_threads(int threads);
   const TensorNetworkSpec& spec() const { return spec_; }
   const TensorNetwork& network() const { return network_; }
   double flops() const { return network_.flops(); }
@@ -52,6 +56,7 @@ class TensorObjective final : public FactorObjective {
   int components_ = 10;
   std::optional<TensorTruth> truth_;
   std::shared_ptr<TensorNetwork> dense_;  // bound to every entry (records with a truth)
+  std::shared_ptr<HelperThread> helper_;
 };
 
 // The normalized reconstruction error of w against a dense truth.

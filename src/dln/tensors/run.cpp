@@ -79,6 +79,7 @@ TensorRunResult run_tensor(const Config& config, const std::vector<Callback*>& c
   TensorObjective objective = make_tensor_objective(r.problem, r.spec);
   objective.set_records(config.record.components, r.problem.truth);
   r.flops_per_step = objective.flops();
+  r.step_threads = objective.set_threads(config.threads) ? 2 : 1;
   RecordOptions record = config.record;
   record.end_to_end = false;
   if (config.optimizer.kind == OptimizerKind::kGradientFlow) {
@@ -186,6 +187,7 @@ std::string tensor_summary_json(const TensorRunResult& r) {
       s.iterations > 0 ? (s.wall_seconds - s.record_seconds) / static_cast<double>(s.iterations)
                        : 0.0;
   j["flops_per_step"] = r.flops_per_step;
+  j["step_threads"] = r.step_threads;
   j["optimizer"] = to_string(r.config.optimizer.kind);
   j["model"] = to_string(r.spec.model);
   j["shape"] = r.spec.shape;

@@ -18,6 +18,7 @@ struct TensorRunResult {
   Factors init, factors;
   Summary summary;
   double flops_per_step = 0;
+  int step_threads = 1;  // 2: CP completion steps split between two threads (run.threads)
   std::optional<Vec> end_to_end;        // the learned tensor, dense, when <= kDenseEntries
   std::optional<RankEstimate> cp_rank;  // of end_to_end (record.rank_tol > 0)
 };
