@@ -314,6 +314,96 @@ def fig1_nonlinear(d, cfg):
                                 "(training.csv, truncation.csv, epochs.csv identical)")
 
 
+def sorted_rises(series_by_index, rank):
+    """t50 (first time at half its final value) of the k-th largest value, k = 1..rank."""
+    t50 = []
+    for k in range(1, rank + 1):
+        pts = series_by_index[k]
+        t50.append(crossing(pts, 0.5 * pts[-1][1]))
+    return t50
+
+
+def tensor_error(run_dir):
+    """||W - W*|| / ||W*|| from the run directory's end_to_end.npy and data/ground_truth.npy."""
+    import numpy as np
+    w = np.load(os.path.join(run_dir, "end_to_end.npy"))
+    t = np.load(os.path.join(run_dir, "data", "ground_truth.npy"))
+    return float(np.linalg.norm(w - t) / np.linalg.norm(t))
+
+
+def tensor_rank(d, cfg):
+    rows = sorted((r for r in read(d, "results.csv") if r["seed"] == "1"),
+                  key=lambda r: -float(r["init_std"]))
+    traj = [r for r in read(d, "trajectories.csv") if r["seed"] == "1"]
+    rank = cfg["rank"]
+    for r in rows:
+        run = os.path.join(d, "runs", f"std{float(r['init_std']):g}_seed1")
+        err = tensor_error(run)
+        check(abs(err - float(r["recon_rel_error"])) <= 1e-9 * err,
+              f"tensor-rank std {r['init_std']}: error {err:.4g} recomputed from end_to_end.npy")
+        with open(os.path.join(run, "summary.json")) as f:
+            est = json.load(f)["cp_rank_estimate"]["rank"]
+        check(est == int(r["estimated_rank"]), f"tensor-rank std {r['init_std']}: rank {est} in summary.json")
+    small = rows[-1]
+    series = {}
+    for t in traj:
+        if t["init_std"] == small["init_std"]:
+            series.setdefault(int(t["index"]), []).append((float(t["iteration"]), float(t["norm"])))
+    t50 = sorted_rises(series, rank)
+    check(all(a < b for a, b in zip(t50, t50[1:])) and t50[-1] >= cfg["claim_spread"] * t50[0],
+          f"tensor-rank: the k-th largest component norm rises at t50 = {['%.0f' % x for x in t50]}: "
+          "one at a time")
+    errs = [float(r["recon_rel_error"]) for r in rows]
+    check(all(b <= (1 + cfg["claim_tie"]) * a for a, b in zip(errs, errs[1:]))
+          and errs[0] >= cfg["claim_ratio"] * errs[-1] and errs[-1] <= cfg["claim_error"],
+          f"tensor-rank: errors {['%.3g' % e for e in errs]} fall as the init shrinks")
+    ranks = [int(r["estimated_rank"]) for r in rows]
+    check(all(b <= a for a, b in zip(ranks, ranks[1:])) and ranks[-1] == rank,
+          f"tensor-rank: estimated CP ranks {ranks} fall to {rank}")
+
+
+def tensor_completion(d, cfg):
+    import numpy as np
+    res = {(r["method"], int(r["observations"])): r for r in read(d, "results.csv") if r["seed"] == "1"}
+    ms = sorted({m for _, m in res})
+    for m in ms:
+        run = os.path.join(d, "runs", f"m{m}_seed1")
+        err = tensor_error(run)
+        got = float(res[("cp_factorization", m)]["recon_rel_error"])
+        check(abs(err - got) <= 1e-9 * err, f"tensor-completion m {m}: factorization error recomputed")
+        t = np.load(os.path.join(run, "data", "ground_truth.npy"))
+        obs = np.loadtxt(os.path.join(run, "data", "observations.csv"), delimiter=",", skiprows=1, ndmin=2)
+        z = np.zeros_like(t)
+        z[tuple(obs[:, :-1].astype(int).T)] = obs[:, -1]
+        zf = float(np.linalg.norm(z - t) / np.linalg.norm(t))
+        check(abs(zf - float(res[("zero_fill", m)]["recon_rel_error"])) <= 1e-9,
+              f"tensor-completion m {m}: zero-fill error {zf:.4g} recomputed from observations.csv")
+    most = ms[-1]
+    check(float(res[("cp_factorization", most)]["recon_rel_error"]) <= cfg["claim_error"]
+          and int(res[("cp_factorization", most)]["estimated_rank"]) == cfg["rank"],
+          f"tensor-completion: m {most} recovered at the true rank {cfg['rank']}")
+    below = [float(res[("cp_factorization", m)]["recon_rel_error"]) <
+             float(res[("zero_fill", m)]["recon_rel_error"]) for m in ms]
+    first = below.index(True) if True in below else len(ms)
+    check(first < len(ms) and all(below[first:]),
+          f"tensor-completion: below zero-filling from m {ms[first] if first < len(ms) else None} on")
+
+
+def htf_dynamics(d, cfg):
+    traj = [r for r in read(d, "trajectories.csv") if r["seed"] == "1"]
+    rank = cfg["rank"]
+    for method in ("matrix", "cp", "hierarchical"):
+        rows = [r for r in traj if r["method"] == method]
+        root = max(int(r["node"]) for r in rows)
+        series = {}
+        for r in rows:
+            if int(r["node"]) == root:
+                series.setdefault(int(r["index"]), []).append((float(r["iteration"]), float(r["value"])))
+        t50 = sorted_rises(series, rank)
+        check(all(a < b for a, b in zip(t50, t50[1:])) and t50[-1] >= cfg["claim_spread"] * t50[0],
+              f"htf-dynamics {method}: t50 {['%.0f' % x for x in t50]}: one at a time")
+
+
 def self_test():
     """prop5's check on hand-made trajectories: it must reject one that never reaches loss < 1/6
     (where the bound is vacuous) and accept one that does and obeys the bound."""
@@ -370,7 +460,8 @@ def main():
     else:
         check("this run supports the notes' claims" in report, f"{name}: report.md verdict")
     {"fig1-lp": fig1_lp, "fig1-nonlinear": fig1_nonlinear, "fig2": fig2, "fig3": fig3, "prop5": prop5,
-     "compression": compression}[name](out, cfg)
+     "compression": compression, "tensor-rank": tensor_rank,
+     "tensor-completion": tensor_completion, "htf-dynamics": htf_dynamics}[name](out, cfg)
 
 
 if __name__ == "__main__":

@@ -117,5 +117,9 @@ void init_objects(py::module_& m);
 void init_diagnostics(py::module_& m);
 void init_baselines(py::module_& m);
 void init_acceleration(py::module_& m);
+void init_tensors(py::module_& m);
+// dln.train on a tensor problem (problem.kind = "tensor_*"): a dln.TensorResult.
+py::object train_tensor(const dln::Config& c, const std::string& dir, py::handle observations,
+                        CallbackSet& cbs);
 
 }  // namespace dlnpy

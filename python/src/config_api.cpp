@@ -101,12 +101,15 @@ dln::Config to_config(py::handle config, py::handle overrides) {
 
 namespace {
 
-std::unique_ptr<dln::RunResult> train(py::handle config, py::handle out, py::handle callbacks,
-                                      py::handle overrides, bool progress) {
+py::object train(py::handle config, py::handle out, py::handle callbacks, py::handle overrides,
+                 bool progress, py::handle observations) {
   dln::Config c = to_config(config, overrides);
   std::string dir;
   if (!out.is_none()) dir = py::module_::import("os").attr("fspath")(out).cast<std::string>();
   CallbackSet cbs(callbacks, progress, c.stop.max_iters);
+  if (c.problem.tensor()) return train_tensor(c, dir, observations, cbs);
+  if (!observations.is_none())
+    throw py::value_error("observations: only read by problem.kind = \"tensor_completion\"");
   auto r = std::make_unique<dln::RunResult>();
   {
     py::gil_scoped_release release;
@@ -119,7 +122,7 @@ std::unique_ptr<dln::RunResult> train(py::handle config, py::handle out, py::han
     py::gil_scoped_release release;
     dln::write_run_directory(dir, *r);
   }
-  return r;
+  return py::cast(std::move(r));
 }
 
 py::object json_loads(const std::string& s) { return py::module_::import("json").attr("loads")(s); }
@@ -217,8 +220,9 @@ void init_config_api(py::module_& m) {
 
   m.def("train", &train, py::arg("config") = py::none(), py::kw_only(), py::arg("out") = py::none(),
         py::arg("callbacks") = py::none(), py::arg("overrides") = py::none(),
-        py::arg("progress") = false,
-        R"doc(Trains as `dln train` does and returns a dln.Result.
+        py::arg("progress") = false, py::arg("observations") = py::none(),
+        R"doc(Trains as `dln train` does and returns a dln.Result (a dln.TensorResult for
+problem.kind = "tensor_completion" / "tensor_sensing", docs/tensors.md).
 
 config: a dict of sections like the TOML file ({"problem": {...}, "network": {...}, ...}),
     a TOML file path, or None (all defaults). Validated exactly as by the CLI: unknown keys and
@@ -229,6 +233,8 @@ callbacks: a callable f(row, factors), an object with on_step(iteration, loss) a
     False stops the run (termination "callback"); an exception stops it and propagates.
 overrides: ["section.key=value", ...] as `--set`.
 progress: draw the CLI's progress bar on stderr.
+observations: tensor_completion only, instead of problem.observations_file: (indices, values),
+    an m x N integer array of 0-based indices and m values.
 The GIL is released while training; Ctrl-C stops the run with KeyboardInterrupt.)doc");
 
   m.def(

@@ -21,6 +21,7 @@ PYBIND11_MODULE(_dln, m) {
   dlnpy::init_diagnostics(m);
   dlnpy::init_baselines(m);
   dlnpy::init_acceleration(m);
+  dlnpy::init_tensors(m);
   // The BLAS kernel, chosen and self-tested at import as the CLI does at start-up (docs/blas.md).
   // The OpenBLAS in this process is numpy's too, so numpy gets the same kernel.
   m.def(

@@ -16,9 +16,8 @@ bool Options::IsValid(std::string* error) const {
 }
 
 std::vector<std::string> names() {
-  return {"fig1-lp",    "fig1-nonlinear", "fig2",        "fig3",
-          "prop5",      "compression",    "tensor-rank", "tensor-completion",
-          "htf-dynamics"};
+  return {"fig1-lp",     "fig1-nonlinear",    "fig2",        "fig3", "prop5", "compression",
+          "tensor-rank", "tensor-completion", "htf-dynamics"};
 }
 
 namespace {

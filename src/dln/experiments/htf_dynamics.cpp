@@ -120,8 +120,8 @@ int htf_dynamics(const Options& options) {
           const auto tree = tensors::build_tree(tensor.spec);
           int nodes = 0;
           for (const auto& v : tree) nodes += v.children.empty() ? 0 : 1;
-          run.rises = component_rises(s->history, nodes - 1, static_cast<int>(top),
-                                      static_cast<int>(rank));
+          run.rises =
+              component_rises(s->history, nodes - 1, static_cast<int>(top), static_cast<int>(rank));
           for (const auto& h : s->history) {
             run.iters.push_back(h.iteration);
             std::vector<Vec> per_node;
@@ -155,9 +155,8 @@ int htf_dynamics(const Options& options) {
     for (std::size_t i = 0; i < r.iters.size(); ++i)
       for (std::size_t v = 0; v < r.values[i].size(); ++v)
         for (Index k = 0; k < r.values[i][v].size(); ++k)
-          traj.add({r.model, std::to_string(r.seed), std::to_string(v),
-                    std::to_string(r.iters[i]), std::to_string(k + 1),
-                    num(r.values[i][v][k])});
+          traj.add({r.model, std::to_string(r.seed), std::to_string(v), std::to_string(r.iters[i]),
+                    std::to_string(k + 1), num(r.values[i][v][k])});
   }
   io::write_file_atomic((fs::path(options.out) / "results.csv").string(), table.csv());
   io::write_file_atomic((fs::path(options.out) / "trajectories.csv").string(), traj.csv());

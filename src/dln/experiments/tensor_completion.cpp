@@ -92,17 +92,19 @@ int tensor_completion(const Options& options) {
         o.tol = 1e-10;
         o.restarts = 3;
         o.seed = static_cast<std::uint64_t>(run.seed);
-        run.rank[1] = tensors::estimate_cp_rank(obs.entries.shape, zero, rank_tol, max_rank, o).rank;
+        run.rank[1] =
+            tensors::estimate_cp_rank(obs.entries.shape, zero, rank_tol, max_rank, o).rank;
         o.restarts = static_cast<int>(p.integer("als_restarts"));
         const auto als = tensors::cp_als_completion(obs, rank, o);
-        run.error[2] = (tensors::cp_dense(obs.entries.shape, als.factors) - truth.dense).norm() /
-                       truth.norm;
+        run.error[2] =
+            (tensors::cp_dense(obs.entries.shape, als.factors) - truth.dense).norm() / truth.norm;
         run.rank[2] = rank;
-        progress(options,
-                 fmt::format("[tensor-completion {}/{}] m = {} seed {}: errors factorization "
-                             "{:.3g} (rank {}, {} steps), zero-fill {:.3g}, CP-ALS {:.3g} ({:.1f} s)",
-                             ++done, runs.size(), run.observations, run.seed, run.error[0],
-                             run.rank[0], run.iterations, run.error[1], run.error[2], run.seconds));
+        progress(
+            options,
+            fmt::format("[tensor-completion {}/{}] m = {} seed {}: errors factorization "
+                        "{:.3g} (rank {}, {} steps), zero-fill {:.3g}, CP-ALS {:.3g} ({:.1f} s)",
+                        ++done, runs.size(), run.observations, run.seed, run.error[0], run.rank[0],
+                        run.iterations, run.error[1], run.error[2], run.seconds));
       },
       cost);
 
@@ -119,8 +121,7 @@ int tensor_completion(const Options& options) {
   std::vector<const CompletionRun*> s1;
   for (const auto& r : runs)
     if (r.seed == 1) s1.push_back(&r);
-  std::sort(s1.begin(), s1.end(),
-            [](auto a, auto b) { return a->observations < b->observations; });
+  std::sort(s1.begin(), s1.end(), [](auto a, auto b) { return a->observations < b->observations; });
   const CompletionRun& most = *s1.back();
   Claim recover, beats;
   recover.statement = fmt::format(
@@ -128,9 +129,10 @@ int tensor_completion(const Options& options) {
       "ground truth (error <= {:g}) at an estimated CP rank equal to the true rank {}.",
       most.observations, p.real("claim_error"), rank);
   recover.supported = most.error[0] <= p.real("claim_error") && most.rank[0] == rank;
-  recover.evidence = fmt::format("error {:.3g}, estimated CP rank {} (CP-ALS at the true rank: "
-                                 "error {:.3g})",
-                                 most.error[0], most.rank[0], most.error[2]);
+  recover.evidence = fmt::format(
+      "error {:.3g}, estimated CP rank {} (CP-ALS at the true rank: "
+      "error {:.3g})",
+      most.error[0], most.rank[0], most.error[2]);
   beats.statement =
       "A transition to recovery: from the first number of observations at which the "
       "factorization's error is below zero-filling's (observed entries kept, zeros elsewhere), it "
@@ -139,10 +141,12 @@ int tensor_completion(const Options& options) {
   bool below = false;
   beats.supported = s1.size() >= 2 && most.error[0] < s1.front()->error[0];
   for (const auto* r : s1) {
-    if (r->error[0] < r->error[1]) below = true;
-    else if (below) beats.supported = false;
-    pairs.push_back(fmt::format("m {}: {:.3g} vs {:.3g}", r->observations, r->error[0],
-                                r->error[1]));
+    if (r->error[0] < r->error[1])
+      below = true;
+    else if (below)
+      beats.supported = false;
+    pairs.push_back(
+        fmt::format("m {}: {:.3g} vs {:.3g}", r->observations, r->error[0], r->error[1]));
   }
   beats.supported = beats.supported && below;
   beats.evidence = fmt::format("factorization vs zero-fill error: {}", fmt::join(pairs, "; "));

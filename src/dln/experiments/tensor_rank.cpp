@@ -80,8 +80,8 @@ int tensor_rank(const Options& options) {
       run.estimated_rank = r.cp_rank->rank;
       run.rank_errors = r.cp_rank->errors;
     }
-    run.rises = component_rises(r.summary.history, 0, static_cast<int>(top),
-                                static_cast<int>(rank));
+    run.rises =
+        component_rises(r.summary.history, 0, static_cast<int>(top), static_cast<int>(rank));
     run.history = r.summary.history;
     progress(options,
              fmt::format("[tensor-rank {}/{}] init std {:g} seed {}: {} steps ({}), error {:.3g}, "
@@ -106,9 +106,9 @@ int tensor_rank(const Options& options) {
                num(r.rises.spread), std::to_string(r.rises.separated), num(r.seconds)});
     for (const auto& h : r.history)
       for (Index k = 0; k < std::min<Index>(top, h.components.size()); ++k)
-        traj.add({num(r.init_std), std::to_string(r.seed), std::to_string(h.iteration),
-                  num(h.loss), num(h.metrics.recon_rel_error.value_or(NAN)),
-                  std::to_string(k + 1), num(h.components[k])});
+        traj.add({num(r.init_std), std::to_string(r.seed), std::to_string(h.iteration), num(h.loss),
+                  num(h.metrics.recon_rel_error.value_or(NAN)), std::to_string(k + 1),
+                  num(h.components[k])});
   }
   io::write_file_atomic((fs::path(options.out) / "results.csv").string(), table.csv());
   io::write_file_atomic((fs::path(options.out) / "trajectories.csv").string(), traj.csv());
@@ -124,16 +124,18 @@ int tensor_rank(const Options& options) {
       "Incremental learning (smallest init, std {:g}): the {} largest components rise one at a "
       "time: their half-final-norm times increase, the last at least {}x after the first.",
       smallest.init_std, rank, p.real("claim_spread"));
-  incremental.supported = smallest.rises.increasing == rank - 1 &&
-                          smallest.rises.spread >= p.real("claim_spread");
+  incremental.supported =
+      smallest.rises.increasing == rank - 1 && smallest.rises.spread >= p.real("claim_spread");
   incremental.evidence = fmt::format(
       "t50 = {} steps (spread {:.3g}); {} of {} consecutive 10-90% transitions do not overlap",
       fmt::join(smallest.rises.t50, ", "), smallest.rises.spread, smallest.rises.separated,
       rank - 1);
+  const double tie = p.real("claim_tie"), ratio = p.real("claim_ratio");
   error.statement = fmt::format(
-      "A smaller initialization gives a lower reconstruction error ||W - W*|| / ||W*||, and the "
-      "smallest at most {:g}.",
-      p.real("claim_error"));
+      "A smaller initialization gives a lower reconstruction error ||W - W*|| / ||W*||: it does "
+      "not increase as the init shrinks (ties within {:g}), the largest init's is at least {:g}x "
+      "the smallest's, and the smallest's is at most {:g}.",
+      tie, ratio, p.real("claim_error"));
   lower_rank.statement = fmt::format(
       "A smaller initialization gives a lower (not higher) estimated CP rank, and the smallest "
       "recovers the ground truth's rank {}.",
@@ -144,11 +146,12 @@ int tensor_rank(const Options& options) {
     errs.push_back(fmt::format("std {:g}: {:.3g}", s1[i]->init_std, s1[i]->recon_rel_error));
     ranks.push_back(fmt::format("std {:g}: {}", s1[i]->init_std, s1[i]->estimated_rank));
     if (i > 0) {
-      err_ok = err_ok && s1[i]->recon_rel_error < s1[i - 1]->recon_rel_error;
+      err_ok = err_ok && s1[i]->recon_rel_error <= (1 + tie) * s1[i - 1]->recon_rel_error;
       rank_ok = rank_ok && s1[i]->estimated_rank <= s1[i - 1]->estimated_rank;
     }
   }
-  error.supported = s1.size() >= 2 && err_ok;
+  error.supported =
+      s1.size() >= 2 && err_ok && s1.front()->recon_rel_error >= ratio * smallest.recon_rel_error;
   lower_rank.supported = s1.size() >= 2 && rank_ok && smallest.estimated_rank == rank;
   error.evidence = fmt::format("reconstruction error: {}", fmt::join(errs, "; "));
   lower_rank.evidence = fmt::format("estimated CP rank (CP-ALS fit error <= {:g}): {}",
@@ -164,10 +167,9 @@ int tensor_rank(const Options& options) {
   body +=
       "\nPublished (~): components rise at ~4.2k, 5.3k, 7.0k, 9.8k and 11.3k steps (std 5e-3); "
       "final error ~0.08, ~0.03, ~0 for std 5e-2, 1e-2, 5e-3.\n";
-  return finish("tensor-rank",
-                "Section 5: incremental learning of tensor components and lower tensor rank",
-                options, p, {incremental, error, lower_rank}, body, start,
-                "results.csv,trajectories.csv");
+  return finish(
+      "tensor-rank", "Section 5: incremental learning of tensor components and lower tensor rank",
+      options, p, {incremental, error, lower_rank}, body, start, "results.csv,trajectories.csv");
 }
 
 }  // namespace dln::experiments

@@ -154,6 +154,29 @@ Observations read_observations_csv(const std::string& path, const Shape& shape) 
   return obs;
 }
 
+void check_observations(const Observations& obs, const std::string& where) {
+  const Shape& shape = obs.entries.shape;
+  const int n = obs.entries.order();
+  if (obs.entries.index.size() != obs.values.size() * shape.size())
+    throw Error(fmt::format("{}: {} values for {} index tuples", where, obs.values.size(),
+                            obs.entries.size()));
+  std::unordered_map<Index, Index> seen;
+  for (Index e = 0; e < obs.entries.size(); ++e) {
+    const Index* i = obs.entries.at(e);
+    for (int k = 0; k < n; ++k)
+      if (i[k] < 0 || i[k] >= shape[static_cast<std::size_t>(k)])
+        throw Error(fmt::format("{}: entry {}: index i{} = {} out of range [0, {})", where, e,
+                                k + 1, i[k], shape[static_cast<std::size_t>(k)]));
+    if (!std::isfinite(obs.values[static_cast<std::size_t>(e)]))
+      throw Error(fmt::format("{}: entry {}: non-finite value", where, e));
+    const auto [it, fresh] = seen.emplace(offset(shape, i), e);
+    if (!fresh)
+      throw Error(fmt::format("{}: entry {}: duplicate of entry {} ({})", where, e, it->second,
+                              fmt::join(i, i + n, ", ")));
+  }
+  if (obs.values.empty()) throw Error(where + ": no observations");
+}
+
 void write_observations_csv(const std::string& path, const Observations& obs) {
   const int n = obs.entries.order();
   std::string out;

@@ -46,6 +46,9 @@ struct Observations {
 // index or number, an index out of range, a non-finite value, a duplicate entry; and
 // "<path>: no observations".
 Observations read_observations_csv(const std::string& path, const Shape& shape);
+// Observations from a library caller (Python arrays): every index in range, entries distinct,
+// values finite; throws Error "<where>: entry E: ..." naming the first bad one.
+void check_observations(const Observations& obs, const std::string& where);
 // Header `i1,...,iN,value`, values with 17 significant digits. Atomic.
 void write_observations_csv(const std::string& path, const Observations& obs);
 

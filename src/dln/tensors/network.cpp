@@ -172,8 +172,10 @@ void TensorNetwork::Impl::completion_half(int h, Index begin, Index end, const V
     for (Index c = 0; c < rank; c += kChunk) {
       const Index len = std::min(kChunk, rank - c);
       auto prod = p.col(0).head(len);
-      prod = Eigen::Map<const Vec>(a[0] + c, len).cwiseProduct(Eigen::Map<const Vec>(a[1] + c, len));
-      for (std::size_t k = 2; k < n; ++k) prod.array() *= Eigen::Map<const Vec>(a[k] + c, len).array();
+      prod =
+          Eigen::Map<const Vec>(a[0] + c, len).cwiseProduct(Eigen::Map<const Vec>(a[1] + c, len));
+      for (std::size_t k = 2; k < n; ++k)
+        prod.array() *= Eigen::Map<const Vec>(a[k] + c, len).array();
       v += prod.sum();
     }
     const double r = v - b[e];
@@ -183,7 +185,8 @@ void TensorNetwork::Impl::completion_half(int h, Index begin, Index end, const V
       const Index len = std::min(kChunk, rank - c);
       auto col = [&](std::size_t k) { return Eigen::Map<const Vec>(a[k] + c, len); };
       auto grad = [&](std::size_t k) { return Eigen::Map<Vec>(g_col[k] + c, len); };
-      // P_j = a_0 (.) ... (.) a_j, j = 0..N-2; then dW_k += g P_{k-1} (.) a_{k+1} (.) ... (.) a_{N-1}.
+      // P_j = a_0 (.) ... (.) a_j, j = 0..N-2; then dW_k += g P_{k-1} (.) a_{k+1} (.) ... (.)
+      // a_{N-1}.
       p.col(0).head(len) = col(0);
       for (std::size_t k = 1; k + 1 < n; ++k)
         p.col(static_cast<Index>(k)).head(len) =
@@ -257,8 +260,7 @@ TensorNetwork::TensorNetwork(TensorNetworkSpec spec, const Entries& entries)
       for (int c : I.tree.back().children)
         half.push_back(Mat::Zero(I.tree[static_cast<std::size_t>(c)].out,
                                  I.tree[static_cast<std::size_t>(c)].in));
-    for (auto& p : I.half_prefix)
-      p.resize(256, static_cast<Index>(I.tree.back().children.size()));
+    for (auto& p : I.half_prefix) p.resize(256, static_cast<Index>(I.tree.back().children.size()));
   }
   Index widest = 0;
   for (const auto& v : I.tree) widest = std::max(widest, v.in);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dln/core/blas.hpp"
+#include "dln/core/blas_kernel.hpp"
 #include "dln/io/npy.hpp"
 #include "dln/run/run_dir.hpp"
 
@@ -60,11 +61,29 @@ TensorRunResult run_tensor(const Config& config, const std::vector<Callback*>& c
   config.validate();
   if (!config.problem.tensor()) throw Error("problem.kind: not a tensor problem (dln::run)");
   memory::require(config.memory_estimate(), config.max_memory, "run.max_memory");
-  blas::set_threads(1);
+  return run_tensor(config, make_tensor_problem(config.problem), callbacks, dir, resume);
+}
+
+TensorRunResult run_tensor(const Config& config, TensorProblem problem,
+                           const std::vector<Callback*>& callbacks, const std::string& dir,
+                           bool resume) {
+  config.validate();
+  if (problem.kind != config.problem.kind || problem.shape != config.problem.shape)
+    throw Error(
+        fmt::format("problem.shape: the given {} data do not have the config's kind and "
+                    "shape",
+                    problem.kind));
+  blas::select_kernel();  // once per process: the best kernel the CPU runs, self-tested
+  memory::require(config.memory_estimate(), config.max_memory, "run.max_memory");
+  // The hierarchical model's node products are GEMMs; below ~150 a second BLAS thread costs more
+  // than it gives (bench/RESULTS.md). CP steps split by entries instead (set_threads below).
+  Index widest = 0;
+  for (Index w : config.network.widths) widest = std::max(widest, w);
+  blas::set_threads(widest >= 150 ? config.threads : 1);
   TensorRunResult r;
   r.config = config;
   r.spec = config.tensor_spec();
-  r.problem = make_tensor_problem(config.problem);
+  r.problem = std::move(problem);
   r.init = config.network.init.kind == InitKind::kFile
                ? read_parameters(config.network.init.path, r.spec)
                : gaussian_parameters(r.spec, config.network.init.scale, config.network.init.seed);

@@ -18,8 +18,8 @@ struct TensorRunResult {
   Factors init, factors;
   Summary summary;
   double flops_per_step = 0;
-  int step_threads = 1;  // 2: CP completion steps split between two threads (run.threads)
-  std::optional<Vec> end_to_end;        // the learned tensor, dense, when <= kDenseEntries
+  int step_threads = 1;           // 2: CP completion steps split between two threads (run.threads)
+  std::optional<Vec> end_to_end;  // the learned tensor, dense, when <= kDenseEntries
   std::optional<RankEstimate> cp_rank;  // of end_to_end (record.rank_tol > 0)
 };
 
@@ -30,6 +30,11 @@ const char* parameter_prefix(const TensorNetworkSpec& spec);
 // init/ and data/ are written first, and discrete optimizers checkpoint every
 // run.checkpoint_every iterations; `resume` continues from dir/checkpoint/.
 TensorRunResult run_tensor(const Config& config, const std::vector<Callback*>& callbacks = {},
+                           const std::string& dir = "", bool resume = false);
+// The same on a problem the caller built (e.g. observations from Python arrays): its kind and
+// shape must be the config's.
+TensorRunResult run_tensor(const Config& config, TensorProblem problem,
+                           const std::vector<Callback*>& callbacks = {},
                            const std::string& dir = "", bool resume = false);
 
 // config.toml, summary.json, history.csv, component_norms.csv, tree.json, init/, factors/,
