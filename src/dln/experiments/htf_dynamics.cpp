@@ -95,6 +95,7 @@ int htf_dynamics(const Options& options) {
           norm, norm));
     return c;
   };
+  for (const auto& r : runs) (r.model == "matrix" ? matrix_config(r) : tensor_config(r));
   std::vector<double> cost;
   for (const auto& r : runs) cost.push_back(r.model == "hierarchical" ? 3 : 1);
   std::atomic<int> done{0};
