@@ -80,7 +80,7 @@ TEST(ExperimentRun, BadNamesAndOptions) {
   Options o;
   EXPECT_EQ(error_of([&] { run_experiment("fig9", o); }),
             "experiment: unknown name 'fig9' (expected one of fig1-lp, fig1-nonlinear, fig2, fig3, "
-            "prop5, compression)");
+            "prop5, compression, tensor-rank, tensor-completion, htf-dynamics)");
   o.workers = 0;
   EXPECT_EQ(error_of([&] { run_experiment("fig2", o); }), "--workers: must be >= 1, got 0");
   const auto dir = temp_dir("perdepth");

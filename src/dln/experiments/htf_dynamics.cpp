@@ -139,7 +139,7 @@ int htf_dynamics(const Options& options) {
                                       "{:.3g}, t50 {} ({:.1f} s)",
                                       ++done, runs.size(), run.model, run.seed, run.iterations,
                                       run.termination, run.recon_rel_error,
-                                      fmt::join(run.rises.t50, ", "), run.seconds));
+                                      steps_list(run.rises.t50), run.seconds));
       },
       cost);
 
@@ -176,7 +176,7 @@ int htf_dynamics(const Options& options) {
         what[k], rank, spread);
     c.supported = r.rises.increasing == rank - 1 && r.rises.spread >= spread;
     c.evidence = fmt::format("t50 = {} steps (spread {:.3g}); error {:.3g} after {} steps ({})",
-                             fmt::join(r.rises.t50, ", "), r.rises.spread, r.recon_rel_error,
+                             steps_list(r.rises.t50), r.rises.spread, r.recon_rel_error,
                              r.iterations, r.termination);
     claims.push_back(c);
   }
@@ -187,7 +187,7 @@ int htf_dynamics(const Options& options) {
     const auto& r = runs[k];
     body += fmt::format("| {} | {} ({}) | {:.3g} | {:.3g} | {} | {:.3g} | {:.1f} |\n", r.model,
                         r.iterations, r.termination, r.final_loss, r.recon_rel_error,
-                        fmt::join(r.rises.t50, ", "), r.rises.spread, r.seconds);
+                        steps_list(r.rises.t50), r.rises.spread, r.seconds);
   }
   return finish("htf-dynamics",
                 "Section 5: matrix, CP and hierarchical tensor factorization dynamics", options, p,

@@ -1,5 +1,7 @@
 #include "dln/experiments/tensor_common.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -21,6 +23,29 @@ Config tensor_base_config() {
   c.optimizer.alpha = 0.99;
   c.optimizer.eps = 1e-6;
   c.record.rank_tol = 0;
+  return c;
+}
+
+Config cp_completion_config(const Params& p, long observations, double init_std, long seed) {
+  Config c = tensor_base_config();
+  for (long d : p.integers("shape")) c.problem.shape.push_back(d);
+  c.problem.rank = p.integer("rank");
+  c.problem.ground_truth_norm = p.real("norm");
+  c.problem.observations = observations;
+  c.problem.reduction = p.string("reduction");
+  c.problem.seed = static_cast<std::uint64_t>(seed);
+  c.network.components = p.integer("components");
+  c.network.init.scale = init_std;
+  c.network.init.seed = static_cast<std::uint64_t>(1000 + seed);
+  c.optimizer.lr = p.real("lr");
+  c.optimizer.alpha = p.real("alpha");
+  c.optimizer.eps = p.real("eps");
+  c.stop.loss_tol = p.real("loss_tol");
+  c.stop.max_iters = p.integer("max_iters");
+  c.record.every = p.integer("record_every");
+  c.record.rank_tol = p.real("rank_tol");
+  c.record.max_rank = static_cast<int>(p.integer("max_rank"));
+  c.validate();
   return c;
 }
 
@@ -71,6 +96,12 @@ Rises rises_of(const std::vector<double>& iters, const std::vector<std::vector<d
 }
 
 }  // namespace
+
+std::string steps_list(const std::vector<double>& steps) {
+  std::string out;
+  for (double t : steps) out += fmt::format("{}{:.0f}", out.empty() ? "" : ", ", t);
+  return out;
+}
 
 Rises component_rises(const std::vector<HistoryRow>& history, int node, int per_node, int count) {
   if (history.empty()) return {};

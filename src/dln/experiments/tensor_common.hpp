@@ -13,6 +13,11 @@ namespace dln::experiments {
 // A tensor config of one BLAS thread, group-RMSprop and no CP-rank estimate (set what differs).
 Config tensor_base_config();
 
+// tensor-rank / tensor-completion: a CP completion run from the keys shape, rank, norm,
+// reduction, components, lr, alpha, eps, loss_tol, max_iters, record_every, rank_tol, max_rank
+// (problem seed `seed`, network seed 1000 + seed).
+Config cp_completion_config(const Params& p, long observations, double init_std, long seed);
+
 // Runs a tensor config into out/runs/<tag>/ (the full run directory).
 tensors::TensorRunResult run_tensor_into(const Config& config, const std::string& out,
                                          const std::string& tag);
@@ -28,6 +33,9 @@ struct Rises {
   int separated = 0;   // consecutive pairs whose 10-90% transitions do not overlap
   int increasing = 0;  // consecutive pairs with t50 strictly increasing (always count - 1)
 };
+// "3021, 8145, 10189" (steps, rounded).
+std::string steps_list(const std::vector<double>& steps);
+
 Rises component_rises(const std::vector<HistoryRow>& history, int node, int per_node, int count);
 // The same for a matrix run's top singular values (by index).
 Rises singular_value_rises(const std::vector<HistoryRow>& history, int count);

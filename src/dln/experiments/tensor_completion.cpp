@@ -43,26 +43,7 @@ int tensor_completion(const Options& options) {
       runs.push_back(r);
     }
   auto config_for = [&](const CompletionRun& run) {
-    Config c = tensor_base_config();
-    for (long d : p.integers("shape")) c.problem.shape.push_back(d);
-    c.problem.rank = rank;
-    c.problem.ground_truth_norm = p.real("norm");
-    c.problem.observations = run.observations;
-    c.problem.reduction = p.string("reduction");
-    c.problem.seed = static_cast<std::uint64_t>(run.seed);
-    c.network.components = p.integer("components");
-    c.network.init.scale = p.real("init_std");
-    c.network.init.seed = static_cast<std::uint64_t>(1000 + run.seed);
-    c.optimizer.lr = p.real("lr");
-    c.optimizer.alpha = p.real("alpha");
-    c.optimizer.eps = p.real("eps");
-    c.stop.loss_tol = p.real("loss_tol");
-    c.stop.max_iters = p.integer("max_iters");
-    c.record.every = p.integer("record_every");
-    c.record.rank_tol = rank_tol;
-    c.record.max_rank = static_cast<int>(max_rank);
-    c.validate();
-    return c;
+    return cp_completion_config(p, run.observations, p.real("init_std"), run.seed);
   };
   std::vector<double> cost;
   for (const auto& r : runs) cost.push_back(static_cast<double>(r.observations));

@@ -44,25 +44,8 @@ int tensor_rank(const Options& options) {
       runs.push_back(r);
     }
   auto config_for = [&](const RankRun& run) {
-    Config c = tensor_base_config();
-    for (long d : p.integers("shape")) c.problem.shape.push_back(d);
-    c.problem.rank = rank;
-    c.problem.ground_truth_norm = p.real("norm");
-    c.problem.observations = p.integer("observations");
-    c.problem.reduction = p.string("reduction");
-    c.problem.seed = static_cast<std::uint64_t>(run.seed);
-    c.network.components = p.integer("components");
-    c.network.init.scale = run.init_std;
-    c.network.init.seed = static_cast<std::uint64_t>(1000 + run.seed);
-    c.optimizer.lr = p.real("lr");
-    c.optimizer.alpha = p.real("alpha");
-    c.optimizer.eps = p.real("eps");
-    c.stop.loss_tol = p.real("loss_tol");
-    c.stop.max_iters = p.integer("max_iters");
-    c.record.every = p.integer("record_every");
+    Config c = cp_completion_config(p, p.integer("observations"), run.init_std, run.seed);
     c.record.components = static_cast<int>(top);
-    c.record.rank_tol = p.real("rank_tol");
-    c.record.max_rank = static_cast<int>(p.integer("max_rank"));
     c.validate();
     return c;
   };
@@ -88,7 +71,7 @@ int tensor_rank(const Options& options) {
                          "estimated CP rank {}, t50 {} ({:.1f} s)",
                          ++done, runs.size(), run.init_std, run.seed, run.iterations,
                          run.termination, run.recon_rel_error, run.estimated_rank,
-                         fmt::join(run.rises.t50, ", "), run.seconds));
+                         steps_list(run.rises.t50), run.seconds));
   });
 
   Table table({"experiment", "method", "init_std", "seed", "iterations", "termination",
@@ -128,8 +111,7 @@ int tensor_rank(const Options& options) {
       smallest.rises.increasing == rank - 1 && smallest.rises.spread >= p.real("claim_spread");
   incremental.evidence = fmt::format(
       "t50 = {} steps (spread {:.3g}); {} of {} consecutive 10-90% transitions do not overlap",
-      fmt::join(smallest.rises.t50, ", "), smallest.rises.spread, smallest.rises.separated,
-      rank - 1);
+      steps_list(smallest.rises.t50), smallest.rises.spread, smallest.rises.separated, rank - 1);
   const double tie = p.real("claim_tie"), ratio = p.real("claim_ratio");
   error.statement = fmt::format(
       "A smaller initialization gives a lower reconstruction error ||W - W*|| / ||W*||: it does "
@@ -163,7 +145,7 @@ int tensor_rank(const Options& options) {
   for (const auto* r : s1)
     body += fmt::format("| {:g} | {} ({}) | {:.3g} | {:.3g} | {} | {} | {:.1f} |\n", r->init_std,
                         r->iterations, r->termination, r->final_loss, r->recon_rel_error,
-                        r->estimated_rank, fmt::join(r->rises.t50, ", "), r->seconds);
+                        r->estimated_rank, steps_list(r->rises.t50), r->seconds);
   body +=
       "\nPublished (~): components rise at ~4.2k, 5.3k, 7.0k, 9.8k and 11.3k steps (std 5e-3); "
       "final error ~0.08, ~0.03, ~0 for std 5e-2, 1e-2, 5e-3.\n";

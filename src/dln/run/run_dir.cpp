@@ -271,10 +271,8 @@ HistoryRow row_from_json(const nlohmann::json& j) {
 
 }  // namespace
 
-std::string summary_json(const RunResult& r) {
-  using nlohmann::json;
-  const auto& s = r.summary;
-  json j;
+nlohmann::json summary_fields(const Summary& s) {
+  nlohmann::json j;
   j["version"] = DLN_VERSION;
   j["termination"] = to_string(s.termination);
   j["message"] = s.message;
@@ -285,6 +283,13 @@ std::string summary_json(const RunResult& r) {
   j["seconds_per_step"] =
       s.iterations > 0 ? (s.wall_seconds - s.record_seconds) / static_cast<double>(s.iterations)
                        : 0.0;
+  return j;
+}
+
+std::string summary_json(const RunResult& r) {
+  using nlohmann::json;
+  const auto& s = r.summary;
+  json j = summary_fields(s);
   j["gemm_flops_per_step"] = r.gemm_flops_per_step;
   j["step_threads"] = r.step_threads;
   j["optimizer"] = to_string(r.config.optimizer.kind);

@@ -1,6 +1,7 @@
 // A whole run from a Config, and the run directory that lets anyone replay it.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "dln/config/config.hpp"
@@ -41,6 +42,9 @@ void write_run_directory(const std::string& dir, const RunResult& result);
 
 // summary.json as text.
 std::string summary_json(const RunResult& result);
+// The fields every summary.json has: version, termination, message, iterations, final_loss,
+// wall_seconds, record_seconds, seconds_per_step.
+nlohmann::json summary_fields(const Summary& summary);
 
 // Peak resident set size of this process in bytes.
 long peak_rss_bytes();

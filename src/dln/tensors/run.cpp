@@ -194,17 +194,7 @@ std::string component_norms_csv(const TensorRunResult& r) {
 std::string tensor_summary_json(const TensorRunResult& r) {
   using nlohmann::json;
   const auto& s = r.summary;
-  json j;
-  j["version"] = DLN_VERSION;
-  j["termination"] = to_string(s.termination);
-  j["message"] = s.message;
-  j["iterations"] = s.iterations;
-  j["final_loss"] = s.final_loss;
-  j["wall_seconds"] = s.wall_seconds;
-  j["record_seconds"] = s.record_seconds;
-  j["seconds_per_step"] =
-      s.iterations > 0 ? (s.wall_seconds - s.record_seconds) / static_cast<double>(s.iterations)
-                       : 0.0;
+  json j = summary_fields(s);
   j["flops_per_step"] = r.flops_per_step;
   j["step_threads"] = r.step_threads;
   j["optimizer"] = to_string(r.config.optimizer.kind);
